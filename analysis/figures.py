@@ -1,0 +1,118 @@
+"""``python -m analysis.figures results_dir=results/<study>``: the study's figures, as PNG files.
+
+For the group effects theta, each of RMSE, coverage of the 90 % intervals and mean posterior
+variance is drawn against each swept scenario parameter (n_groups, group_size, tau), one line per
+prior spec with error bars of ±2 Monte Carlo standard errors, and one panel per combination of
+the other swept parameters. Files land in ``<results_dir>/figures/``; the measures behind them in
+``<results_dir>/summaries.parquet``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from analysis import cli, style  # noqa: E402
+from analysis.load import read_results  # noqa: E402
+from analysis.measures import summarize  # noqa: E402
+
+SWEEP_AXES = ("n_groups", "group_size", "tau")
+MEASURES = ("rmse", "coverage_90", "posterior_variance")
+LOG_AXES = {"n_groups", "group_size", "tau", "rmse", "posterior_variance"}
+
+
+def draw(results_dir, param: str = "theta") -> list[Path]:
+    """Write the figures and ``summaries.parquet`` for ``results_dir``; return the PNG paths."""
+    results_dir = Path(results_dir)
+    df = read_results(results_dir)
+    summary = pd.concat(
+        [summarize(df, p) for p in ("theta", "mu", "tau", "sigma") if (df["param"] == p).any()],
+        ignore_index=True,
+    )
+    summary.to_parquet(results_dir / "summaries.parquet", index=False)
+    table = summary[summary["param"] == param]
+    swept = [a for a in SWEEP_AXES if a in table and table[a].nunique() > 1]
+    out_dir = results_dir / "figures"
+    out_dir.mkdir(exist_ok=True)
+    written = []
+    for measure, x in itertools.product(MEASURES, swept):
+        fig = _facet(table, measure, x, [a for a in swept if a != x], param)
+        path = out_dir / f"{param}_{measure}_vs_{x}.png"
+        fig.savefig(path, dpi=120, bbox_inches="tight")
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def _facet(table, measure, x, others, param):
+    """A grid of panels (rows, cols = the other swept parameters), one line per prior spec."""
+    row_key, col_key = (others + [None, None])[:2]
+    rows = sorted(table[row_key].unique()) if row_key else [None]
+    cols = sorted(table[col_key].unique()) if col_key else [None]
+    colours = style.palette(table["prior"].unique())
+    fig, axes = plt.subplots(
+        len(rows), len(cols), figsize=(3.2 * len(cols) + 1.6, 2.6 * len(rows) + 0.6),
+        sharex=True, sharey=True, squeeze=False,
+    )
+    for (i, rv), (j, cv) in itertools.product(enumerate(rows), enumerate(cols)):
+        ax = axes[i, j]
+        panel = table
+        if row_key:
+            panel = panel[panel[row_key] == rv]
+        if col_key:
+            panel = panel[panel[col_key] == cv]
+        for prior, colour in colours.items():
+            line = panel[panel["prior"] == prior].sort_values(x)
+            if line.empty:
+                continue
+            ax.errorbar(
+                line[x], line[measure], yerr=2 * line[f"{measure}_mcse"], color=colour,
+                marker="o", markersize=4, capsize=2, linewidth=1.5, label=prior,
+            )
+        if measure.startswith("coverage_"):
+            ax.axhline(int(measure.split("_")[1]) / 100, color="0.3", linestyle="--", linewidth=1)
+        for axis_name, setter in ((x, ax.set_xscale), (measure, ax.set_yscale)):
+            if axis_name in LOG_AXES:
+                setter("log")
+        ax.set_xticks(sorted(table[x].unique()))
+        ax.set_xticklabels([f"{v:g}" for v in sorted(table[x].unique())])
+        ax.minorticks_off() if x in LOG_AXES else None
+        title = ", ".join(
+            f"{k} = {v:g}" for k, v in ((row_key, rv), (col_key, cv)) if k is not None
+        )
+        ax.set_title(title, fontsize=9)
+        ax.grid(True, alpha=0.3)
+    for ax in axes[-1, :]:
+        ax.set_xlabel(style.LABELS.get(x, x))
+    for ax in axes[:, 0]:
+        ax.set_ylabel(style.LABELS.get(measure, measure).replace("θ", _greek(param)))
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, title="prior spec", loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig.suptitle(
+        f"{style.LABELS.get(measure, measure).split(' (')[0].replace('θ', _greek(param))}"
+        f" against {x}; bars: ±2 Monte Carlo SE over {int(table['n_replicates'].min())}+ replicates",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    return fig
+
+
+def _greek(param):
+    return {"theta": "θ", "mu": "μ", "tau": "τ", "sigma": "σ"}.get(param, param)
+
+
+def main(argv=None) -> None:
+    args = cli.parse(argv, {"results_dir": None, "param": "theta"}, required=("results_dir",))
+    for path in draw(args["results_dir"], args["param"]):
+        print(path)
+
+
+if __name__ == "__main__":
+    main()

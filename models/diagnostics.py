@@ -1,0 +1,104 @@
+"""Convergence diagnostics computed inside the compiled program: rank-normalized split R-hat and
+bulk effective sample size (Vehtari, Gelman, Simpson, Carpenter & Bürkner 2021, "Rank-normalization,
+folding, and localization: an improved R-hat for assessing convergence of MCMC", Bayesian Analysis).
+
+These are line-for-line translations into ``jax.numpy`` of ArviZ's ``rhat(method="rank")`` and
+``ess(method="bulk")`` (``arviz.stats.diagnostics._rhat_rank`` and ``_ess_bulk``, ArviZ 0.23),
+including Geyer's initial positive and initial monotone sequences. ArviZ's versions are NumPy with
+Python loops (about 2 ms a series): calling them on every (replicate, parameter) would cost more
+than the fits, and would need the draws out of the program. ``tests/test_diagnostics.py`` checks
+that these return ArviZ's numbers on chains that mix, chains that do not, autocorrelated and
+anticorrelated chains, and chains with ties.
+
+Every function takes one series ``x`` of shape (chains, draws); vmap them over anything else.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+from jax import lax
+from jax.scipy.special import ndtri
+
+
+def split_chains(x):
+    """(C, N) -> (2C, N//2): the first and last halves of each chain as separate chains."""
+    half = x.shape[1] // 2
+    return jnp.concatenate([x[:, :half], x[:, x.shape[1] - half :]], axis=0)
+
+
+def z_scale(x):
+    """Rank-normalize: average ranks over all draws, then the normal quantile of Blom's
+    (rank - 3/8) / (S + 1/4)."""
+    flat = x.ravel()
+    ordered = jnp.sort(flat)
+    # average rank of tied values: (first + last position, 1-based) / 2
+    rank = (
+        jnp.searchsorted(ordered, flat, side="left") + jnp.searchsorted(ordered, flat, side="right") + 1
+    ) / 2.0
+    return ndtri((rank - 0.375) / (flat.size + 0.25)).reshape(x.shape)
+
+
+def _rhat(x):
+    n_draws = x.shape[1]
+    chain_mean = x.mean(axis=1)
+    between = n_draws * chain_mean.var(ddof=1)
+    within = x.var(axis=1, ddof=1).mean()
+    return jnp.sqrt((between / within + n_draws - 1) / n_draws)
+
+
+def rhat_rank(x):
+    """Rank-normalized split R-hat: max of the bulk and the folded (tail) R-hat."""
+    split = split_chains(x)
+    bulk = _rhat(z_scale(split))
+    tail = _rhat(z_scale(jnp.abs(split - jnp.median(split))))
+    return jnp.maximum(bulk, tail)
+
+
+def _autocov(x):
+    """Biased autocovariance of each chain at every lag, by FFT (as ArviZ's ``autocov``)."""
+    n = x.shape[1]
+    m = 1 << (2 * n - 1).bit_length()  # any length >= 2n - 1 avoids circular wrap-around
+    centred = x - x.mean(axis=1, keepdims=True)
+    f = jnp.fft.rfft(centred, n=m, axis=1)
+    return jnp.fft.irfft(f * jnp.conj(f), n=m, axis=1)[:, :n] / n
+
+
+def ess(x):
+    """Effective sample size of a (C, N) series, Geyer's initial monotone sequence estimator."""
+    n_chain, n_draw = x.shape
+    acov = _autocov(x)
+    mean_var = acov[:, 0].mean() * n_draw / (n_draw - 1.0)
+    var_plus = mean_var * (n_draw - 1.0) / n_draw
+    if n_chain > 1:
+        var_plus = var_plus + x.mean(axis=1).var(ddof=1)
+    rho = 1.0 - (mean_var - acov.mean(axis=0)) / var_plus
+    rho = rho.at[0].set(1.0)
+
+    # Sums of consecutive (even, odd) autocorrelation pairs, P_m = rho_2m + rho_2m+1.
+    n_pairs = n_draw // 2
+    pair = rho[: 2 * n_pairs].reshape(n_pairs, 2).sum(axis=1)
+    m = jnp.arange(n_pairs)
+    # ArviZ's loop computes pair m (m >= 1) while 2m - 1 < N - 3 and every earlier pair is > 0.
+    earlier_positive = jnp.concatenate([jnp.array([True]), jnp.cumprod(pair[:-1] > 0).astype(bool)])
+    runs = (m >= 1) & (2 * m - 1 < n_draw - 3) & earlier_positive
+    m_last = runs.sum()  # number of pairs computed after the first
+    # Initial monotone sequence: running minimum of the pair sums before the last computed pair.
+    monotone = lax.cummin(pair)
+    head = jnp.where(m < m_last, monotone, 0.0).sum()
+    even_last = rho[2 * m_last]
+    pair_last = pair[jnp.minimum(m_last, n_pairs - 1)]
+    tail = jnp.where(
+        m_last == 0, 1.0, jnp.where((even_last > 0) | (pair_last >= 0), even_last, 0.0)
+    )
+    tau_hat = -1.0 + 2.0 * head + tail
+    size = n_chain * n_draw
+    tau_hat = jnp.maximum(tau_hat, 1.0 / jnp.log10(size))
+    out = size / tau_hat
+    out = jnp.where(jnp.isnan(rho).any(), jnp.nan, out)
+    constant = (x.max() - x.min()) < jnp.finfo(jnp.float64).resolution
+    return jnp.where(constant, float(size), out)
+
+
+def ess_bulk(x):
+    """Bulk effective sample size: ESS of the rank-normalized split chains."""
+    return ess(z_scale(split_chains(x)))

@@ -1,0 +1,244 @@
+"""The engine: fit one prior spec on every replicate data set of a cell in one compiled program.
+
+NumPyro's functional NUTS (``numpyro.infer.hmc.hmc``) runs ``chains`` chains on each of R data
+sets, ``vmap``-ed over chains and replicates and ``jit``-compiled once per (spec, its non-numeric
+settings, parameterization, inference settings, data shapes): numeric hyperparameters and the data
+are arguments of the program, so every cell of the same shape reuses it. Draws never leave the
+program: they are reduced inside it to the posterior mean, sd, the quantiles that bound the central
+50/80/90/95 % intervals, rank-normalized split R-hat and bulk ESS (``models.diagnostics``), and the
+counts of divergent transitions and of draws that hit the maximum tree depth.
+
+Replicates run in chunks whose size follows from a memory budget, all of one size (the last one
+padded) so that one compiled program serves them all.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from numpyro.handlers import reparam
+from numpyro.infer.hmc import hmc
+from numpyro.infer.reparam import LocScaleReparam
+from numpyro.infer.util import constrain_fn, initialize_model, potential_energy
+
+import models
+from models import diagnostics
+
+LEVELS = (0.5, 0.8, 0.9, 0.95)
+"""Central interval levels reported for every estimand."""
+
+QUANTILES = tuple(sorted({q for lv in LEVELS for q in ((1 - lv) / 2, (1 + lv) / 2)} | {0.5}))
+"""The posterior quantiles computed: both ends of every interval in LEVELS, and the median."""
+
+PARAMETERIZATIONS = ("centered", "noncentered")
+ESTIMANDS = ("theta", "mu", "tau", "sigma")
+"""Sites summarized when a spec has them, in this order."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Inference:
+    """NUTS settings; the defaults are Stan's and NumPyro's."""
+
+    chains: int = 4  # independent chains per data set (R-hat needs at least 2)
+    warmup: int = 500  # adaptation iterations per chain, discarded
+    draws: int = 1000  # kept iterations per chain
+    target_accept: float = 0.8  # dual-averaging target acceptance probability
+    max_tree_depth: int = 10  # NUTS tree depth cap (at most 2^depth - 1 leapfrog steps)
+
+
+class SiteSummary(NamedTuple):
+    """Posterior summaries of one site; arrays of shape (R, P) or (R, len(QUANTILES), P)."""
+
+    mean: np.ndarray
+    sd: np.ndarray
+    quantiles: np.ndarray
+    rhat: np.ndarray
+    ess_bulk: np.ndarray
+
+
+class FitSummary(NamedTuple):
+    """What the engine returns for R data sets: summaries per site and diagnostics per fit."""
+
+    sites: dict  # site name -> SiteSummary
+    n_divergent: np.ndarray  # (R,) divergent transitions after warmup, all chains
+    n_max_treedepth: np.ndarray  # (R,) post-warmup draws whose tree hit max_tree_depth
+
+
+def fit(
+    spec: str,
+    data: dict,
+    keys,
+    hyper: dict,
+    *,
+    parameterization: str = "centered",
+    inference: Inference = Inference(),
+    memory_budget_bytes: float = 2e9,
+) -> FitSummary:
+    """Fit prior spec ``spec`` on every data set of ``data`` (arrays with leading axis R).
+
+    ``keys`` holds one PRNG key per data set (shape (R,)); a data set's fit depends only on its
+    own key and data, not on which other data sets share the batch. Numeric ``hyper`` values are
+    program inputs; strings and booleans select code and are compiled in.
+    """
+    if parameterization not in PARAMETERIZATIONS:
+        raise ValueError(
+            f"parameterization={parameterization!r}; allowed: {', '.join(PARAMETERIZATIONS)}"
+        )
+    data = {k: np.asarray(v) for k, v in data.items()}
+    n_rep = _n_replicates(data)
+    static = tuple(sorted((k, v) for k, v in hyper.items() if isinstance(v, (str, bool))))
+    dynamic = {
+        k: jnp.asarray(v, jnp.float32) for k, v in hyper.items() if not isinstance(v, (str, bool))
+    }
+    latent = _latent_shapes(spec, static, parameterization, _first(data), dynamic)
+    chunk = _chunk_size(n_rep, latent, inference, memory_budget_bytes)
+    pieces = []
+    for start in range(0, n_rep, chunk):
+        stop = min(start + chunk, n_rep)
+        index = np.minimum(np.arange(start, start + chunk), n_rep - 1)  # pad with the last one
+        out = _program(
+            keys[index],
+            {k: v[index] for k, v in data.items()},
+            dynamic,
+            spec=spec,
+            static=static,
+            parameterization=parameterization,
+            inference=inference,
+            latent=latent,
+        )
+        pieces.append(jax.tree.map(lambda a, n=stop - start: np.asarray(a)[:n], out))
+    joined = jax.tree.map(lambda *a: np.concatenate(a, axis=0), *pieces)
+    sites, n_div, n_depth = joined
+    return FitSummary(
+        sites={name: SiteSummary(*s) for name, s in sites.items()},
+        n_divergent=n_div,
+        n_max_treedepth=n_depth,
+    )
+
+
+def build_model(spec: str, parameterization: str):
+    """The spec's model, non-centered on ``theta`` from outside when asked."""
+    model = models.load(spec).model
+    if parameterization == "noncentered":
+        model = reparam(model, config={"theta": LocScaleReparam(centered=0)})
+    return model
+
+
+@functools.partial(
+    jax.jit, static_argnames=("spec", "static", "parameterization", "inference", "latent")
+)
+def _program(keys, data, dynamic, *, spec, static, parameterization, inference, latent):
+    model = build_model(spec, parameterization)
+
+    def one_data_set(key, data_r):
+        kwargs = {"data": data_r, **dynamic, **dict(static)}
+        init_kernel, sample_kernel = hmc(
+            potential_fn_gen=lambda **kw: functools.partial(potential_energy, model, (), kw),
+            algo="NUTS",
+        )
+
+        def one_chain(chain_key):
+            k_init, k_mcmc = jax.random.split(chain_key)
+            init_keys = jax.random.split(k_init, len(latent))
+            z0 = {  # NumPyro's init_to_uniform: U(-2, 2) on the unconstrained scale
+                name: jax.random.uniform(k, shape, minval=-2.0, maxval=2.0)
+                for k, (name, shape) in zip(init_keys, latent)
+            }
+            state = init_kernel(
+                z0,
+                num_warmup=inference.warmup,
+                target_accept_prob=inference.target_accept,
+                max_tree_depth=inference.max_tree_depth,
+                model_kwargs=kwargs,
+                rng_key=k_mcmc,
+            )
+            # One loop over warmup and draws, so the NUTS kernel is compiled once: iteration i
+            # writes its state into slot max(i - warmup, 0) of the draw buffers, and warmup's
+            # writes to slot 0 are overwritten by the first kept draw.
+            def step(i, carry):
+                s, buffers = carry
+                s = sample_kernel(s, model_kwargs=kwargs)
+                slot = jnp.maximum(i - inference.warmup, 0)
+                new = (s.z, s.diverging, s.num_steps)
+                buffers = jax.tree.map(
+                    lambda b, v: jax.lax.dynamic_update_index_in_dim(b, v, slot, 0), buffers, new
+                )
+                return s, buffers
+
+            buffers = jax.tree.map(
+                lambda v: jnp.zeros((inference.draws, *jnp.shape(v)), jnp.result_type(v)),
+                (state.z, state.diverging, state.num_steps),
+            )
+            total = inference.warmup + inference.draws
+            _, trace = jax.lax.fori_loop(0, total, step, (state, buffers))
+            return trace
+
+        z, diverging, num_steps = jax.vmap(one_chain)(jax.random.split(key, inference.chains))
+        constrain = functools.partial(constrain_fn, model, (), kwargs, return_deterministic=True)
+        values = jax.vmap(jax.vmap(constrain))(z)
+        sites = {name: _summarize(values[name]) for name in ESTIMANDS if name in values}
+        saturated = num_steps >= 2**inference.max_tree_depth - 1
+        return sites, diverging.sum(), saturated.sum()
+
+    return jax.vmap(one_data_set)(keys, data)
+
+
+def _summarize(draws):
+    """(C, N, *shape) draws -> (mean, sd, quantiles, rhat, ess_bulk), each over P = prod(shape)."""
+    n_chains, n_draws = draws.shape[:2]
+    per_chain = draws.reshape(n_chains, n_draws, -1)
+    pooled = per_chain.reshape(n_chains * n_draws, -1)
+    quantiles = jnp.quantile(pooled, jnp.asarray(QUANTILES), axis=0)
+    by_param = jnp.moveaxis(per_chain, -1, 0)  # (P, C, N)
+    rhat = (
+        jax.vmap(diagnostics.rhat_rank)(by_param)
+        if n_chains > 1
+        else jnp.full(pooled.shape[1], jnp.nan)
+    )
+    ess = jax.vmap(diagnostics.ess_bulk)(by_param)
+    return pooled.mean(axis=0), pooled.std(axis=0, ddof=1), quantiles, rhat, ess
+
+
+_LATENT_CACHE: dict = {}
+
+
+def _latent_shapes(spec, static, parameterization, example, dynamic):
+    """((site, unconstrained shape), ...) of the model's latent sites, found once per shape."""
+    cache_key = (spec, static, parameterization, tuple((k, v.shape) for k, v in example.items()))
+    if cache_key not in _LATENT_CACHE:
+        kwargs = {"data": example, **dynamic, **dict(static)}
+        info = initialize_model(
+            jax.random.key(0), build_model(spec, parameterization), model_kwargs=kwargs
+        )
+        _LATENT_CACHE[cache_key] = tuple(
+            (name, tuple(np.shape(v))) for name, v in sorted(info.param_info.z.items())
+        )
+    return _LATENT_CACHE[cache_key]
+
+
+def _chunk_size(n_rep, latent, inference, budget):
+    """Replicates per program call: the most whose draws fit the memory budget.
+
+    Per replicate the program holds, per chain and kept draw, the unconstrained latent values and
+    their constrained values (float32), plus sort buffers for quantiles and ranks of the same
+    size: about 4 copies of (chains x draws x P x 4 bytes).
+    """
+    n_latent = sum(int(np.prod(s)) for _, s in latent)
+    per_rep = 4 * inference.chains * inference.draws * 2 * max(n_latent, 1) * 4
+    return int(max(1, min(n_rep, budget // per_rep)))
+
+
+def _n_replicates(data):
+    sizes = {v.shape[0] for v in data.values()}
+    if len(sizes) != 1:
+        raise ValueError(f"data arrays disagree on the number of replicates: {sorted(sizes)}")
+    return sizes.pop()
+
+
+def _first(data):
+    return {k: v[0] for k, v in data.items()}

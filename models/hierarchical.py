@@ -1,0 +1,39 @@
+"""The normal hierarchical model: partial pooling with the between-group scale learned from data.
+
+    mu      ~ N(mu_loc, mu_scale^2)
+    tau     ~ half-normal(0, tau_scale)   or   half-Cauchy(0, tau_scale)     (``tau_family``)
+    theta_j ~ N(mu, tau^2),               j = 1..J
+    sigma   ~ half-normal(0, sigma_scale)                                    (unknown-sigma data only)
+
+Written centered. The non-centered form theta_j = mu + tau * eta_j, eta_j ~ N(0, 1), which avoids
+the funnel when the data say little about each theta_j, is applied from outside by the engine
+(``LocScaleReparam(0)`` on ``theta``) when the prior's ``parameterization`` is ``noncentered``.
+
+Scales: all absolute, in the units of the outcome.
+References: Gelman et al. (2013), Bayesian Data Analysis, 3rd ed., §5.4–5.5;
+Gelman (2006), Prior distributions for variance parameters in hierarchical models, Bayesian
+Analysis 1(3); Betancourt & Girolami (2015), Hamiltonian Monte Carlo for hierarchical models.
+"""
+
+import numpyro
+import numpyro.distributions as dist
+
+from models.likelihood import n_groups, observe
+
+TAU_FAMILIES = ("half_normal", "half_cauchy")
+
+
+def tau_prior(tau_family: str, tau_scale):
+    if tau_family == "half_normal":
+        return dist.HalfNormal(tau_scale)
+    if tau_family == "half_cauchy":
+        return dist.HalfCauchy(tau_scale)
+    raise ValueError(f"tau_family={tau_family!r}; allowed: {', '.join(TAU_FAMILIES)}")
+
+
+def model(data, *, mu_loc, mu_scale, tau_family, tau_scale, sigma_scale):
+    mu = numpyro.sample("mu", dist.Normal(mu_loc, mu_scale))
+    tau = numpyro.sample("tau", tau_prior(tau_family, tau_scale))
+    with numpyro.plate("groups", n_groups(data)):
+        theta = numpyro.sample("theta", dist.Normal(mu, tau))
+    observe(theta, data, sigma_scale)

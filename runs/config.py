@@ -1,0 +1,93 @@
+"""Checks on a job's config, made before any compute, and the job's identity.
+
+Every check raises ``ConfigError`` with one line that names the key, the offending value and what
+is allowed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+
+from omegaconf import DictConfig, OmegaConf
+
+import models
+import sim
+from models.engine import PARAMETERIZATIONS, Inference
+
+
+class ConfigError(ValueError):
+    """A config value that cannot be run."""
+
+
+def _require(ok: bool, key: str, value, allowed: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key}={value!r} is not allowed: {allowed}")
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def validate(cfg: DictConfig) -> None:
+    """Raise ConfigError on the first value of ``cfg`` that cannot be run."""
+    _require(cfg.scenario.name in sim.available(), "scenario", cfg.scenario.name,
+             f"one of {', '.join(sim.available())}")
+    _require(cfg.prior.name in models.available(), "prior", cfg.prior.name,
+             f"one of {', '.join(models.available())}")
+    sc = cfg.scenario
+    for key in ("tau", "sigma"):
+        if key in sc:
+            _require(_is_number(sc[key]) and sc[key] > 0, f"scenario.{key}", sc[key], "a number > 0")
+    if "mu" in sc:
+        _require(_is_number(sc.mu), "scenario.mu", sc.mu, "a finite number")
+    if "n_groups" in sc:
+        _require(isinstance(sc.n_groups, int) and sc.n_groups >= 2, "scenario.n_groups",
+                 sc.n_groups, "an integer >= 2")
+    if "group_size" in sc:
+        _require(isinstance(sc.group_size, int) and sc.group_size >= 1, "scenario.group_size",
+                 sc.group_size, "an integer >= 1")
+    _require(cfg.prior.parameterization in PARAMETERIZATIONS, "prior.parameterization",
+             cfg.prior.parameterization, f"one of {', '.join(PARAMETERIZATIONS)}")
+    for key, value in cfg.prior.hyper.items():
+        _require(isinstance(value, (str, bool)) or _is_number(value), f"prior.hyper.{key}", value,
+                 "a finite number, a string or a boolean")
+    inf = cfg.inference
+    for key in ("chains", "warmup", "draws", "max_tree_depth"):
+        _require(isinstance(inf[key], int) and inf[key] >= 1, f"inference.{key}", inf[key],
+                 "an integer >= 1")
+    _require(inf.draws >= 4, "inference.draws", inf.draws, "an integer >= 4 (split R-hat, ESS)")
+    _require(_is_number(inf.target_accept) and 0 < inf.target_accept < 1,
+             "inference.target_accept", inf.target_accept, "a number in (0, 1)")
+    _require(isinstance(cfg.replicates, int) and cfg.replicates >= 1, "replicates",
+             cfg.replicates, "an integer >= 1")
+    _require(isinstance(cfg.seed, int) and cfg.seed >= 0, "seed", cfg.seed, "an integer >= 0")
+
+
+def scenario_params(cfg: DictConfig) -> dict:
+    """The scenario's parameters (everything in its config but its name)."""
+    return {k: v for k, v in OmegaConf.to_container(cfg.scenario).items() if k != "name"}
+
+
+def inference(cfg: DictConfig) -> Inference:
+    return Inference(**OmegaConf.to_container(cfg.inference))
+
+
+def identity(cfg: DictConfig) -> dict:
+    """Everything that determines a job's results: its hash names the job's result file."""
+    return {
+        "study": cfg.study,
+        "seed": int(cfg.seed),
+        "replicates": int(cfg.replicates),
+        "scenario": OmegaConf.to_container(cfg.scenario),
+        "prior": OmegaConf.to_container(cfg.prior),
+        "inference": OmegaConf.to_container(cfg.inference),
+    }
+
+
+def config_hash(ident: dict) -> str:
+    """12 hex digits of the SHA-256 of the identity in canonical JSON (numbers as floats)."""
+    canonical = json.dumps(ident, sort_keys=True, default=str, separators=(",", ":"))
+    canonical = json.dumps(json.loads(canonical, parse_int=float), sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:12]

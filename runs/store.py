@@ -1,0 +1,158 @@
+"""The results store: one parquet file per job, one row per (replicate, estimand).
+
+Columns, in order (README, "Result files", documents each):
+
+* identity: ``study``, ``scenario``, every scenario parameter, ``prior``,
+  ``prior_parameterization``, ``prior_<hyperparameter>`` for each of the spec's hyperparameters,
+  the inference settings (``chains``, ``warmup``, ``draws``, ``target_accept``,
+  ``max_tree_depth``), ``replicate``, ``seed``;
+* the estimand: ``param`` (theta, mu, tau, sigma), ``index`` (group j for theta, 0 otherwise),
+  ``true_value``;
+* the posterior: ``posterior_mean``, ``posterior_sd``, ``posterior_median``, and ``lower_L`` /
+  ``upper_L`` for the central L % interval, L in 50, 80, 90, 95;
+* diagnostics: ``rhat`` and ``ess_bulk`` (this estimand), ``n_divergent`` and
+  ``n_max_treedepth`` (the whole fit), ``status`` (the fit: ok, divergent, high_rhat, nonfinite);
+* provenance: ``config_hash``, ``code_version``, ``package_versions`` (JSON), ``created_at``
+  (UTC), ``job_seconds``.
+
+Files are written under a temporary name in the same folder and renamed into place, so a reader
+never sees half a file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import importlib.metadata
+import json
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from models.engine import LEVELS, QUANTILES, FitSummary
+
+RHAT_LIMIT = 1.01
+"""A fit whose largest R-hat exceeds this is labelled ``high_rhat`` (Vehtari et al. 2021)."""
+
+
+def fit_status(fit: FitSummary) -> np.ndarray:
+    """One label per fit: nonfinite > divergent > high_rhat > ok (the first that applies)."""
+    n_rep = fit.n_divergent.shape[0]
+    finite = np.ones(n_rep, bool)
+    worst_rhat = np.zeros(n_rep)
+    for s in fit.sites.values():
+        for arr in (s.mean, s.sd, s.quantiles):
+            finite &= np.isfinite(arr.reshape(n_rep, -1)).all(axis=1)
+        worst_rhat = np.fmax(worst_rhat, np.nanmax(s.rhat, axis=1, initial=0.0))
+    status = np.full(n_rep, "ok", dtype=object)
+    status[worst_rhat > RHAT_LIMIT] = "high_rhat"
+    status[fit.n_divergent > 0] = "divergent"
+    status[~finite] = "nonfinite"
+    return status
+
+
+def rows(fit: FitSummary, truth: dict, replicates: np.ndarray, identity: dict) -> pd.DataFrame:
+    """The long table of one job: identity columns first, then one row per (replicate, estimand)."""
+    status = fit_status(fit)
+    q_index = {q: i for i, q in enumerate(QUANTILES)}
+    frames = []
+    for name, s in fit.sites.items():
+        n_rep, n_par = s.mean.shape
+        true = truth.get(name)
+        true = (
+            np.full((n_rep, n_par), np.nan)
+            if true is None
+            else np.broadcast_to(np.asarray(true, float).reshape(n_rep, -1), (n_rep, n_par))
+        )
+        cols = {
+            "replicate": np.repeat(replicates, n_par),
+            "param": name,
+            "index": np.tile(np.arange(n_par), n_rep),
+            "true_value": true.ravel(),
+            "posterior_mean": s.mean.ravel(),
+            "posterior_sd": s.sd.ravel(),
+            "posterior_median": s.quantiles[:, q_index[0.5], :].ravel(),
+        }
+        for level in LEVELS:
+            pct = round(100 * level)
+            cols[f"lower_{pct}"] = s.quantiles[:, _find(q_index, (1 - level) / 2), :].ravel()
+            cols[f"upper_{pct}"] = s.quantiles[:, _find(q_index, (1 + level) / 2), :].ravel()
+        cols["rhat"] = s.rhat.ravel()
+        cols["ess_bulk"] = s.ess_bulk.ravel()
+        cols["n_divergent"] = np.repeat(fit.n_divergent, n_par)
+        cols["n_max_treedepth"] = np.repeat(fit.n_max_treedepth, n_par)
+        cols["status"] = np.repeat(status, n_par)
+        frames.append(pd.DataFrame(cols))
+    body = pd.concat(frames, ignore_index=True).sort_values(
+        ["replicate", "param", "index"], kind="stable", ignore_index=True
+    )
+    head = pd.DataFrame({k: [v] * len(body) for k, v in identity.items()})
+    out = pd.concat([head, body], axis=1)
+    out["replicate"] = out["replicate"].astype("int64")
+    out["index"] = out["index"].astype("int64")
+    return out
+
+
+def _find(q_index: dict, q: float) -> int:
+    return q_index[min(q_index, key=lambda k: abs(k - q))]
+
+
+def write_atomic(df: pd.DataFrame, path: Path) -> None:
+    """Write ``df`` to ``path`` as parquet via a temporary file renamed into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        df.to_parquet(tmp, index=False)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
+@functools.cache
+def code_version() -> str:
+    """``git describe`` of the checkout (``-dirty`` if it has changes), else the package version."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        out = subprocess.run(
+            ["git", "describe", "--always", "--dirty", "--abbrev=12"],
+            cwd=root, capture_output=True, text=True, timeout=10, check=True,
+        )
+        return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return f"hierbench-{importlib.metadata.version('hierbench')}"
+
+
+@functools.cache
+def package_versions() -> str:
+    names = ("hierbench", "jax", "jaxlib", "numpyro", "numpy", "pandas", "pyarrow", "hydra-core")
+    return json.dumps({n: _version(n) for n in names}, sort_keys=True)
+
+
+def _version(name: str) -> str:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return "absent"
+
+
+def provenance(config_hash: str, seconds: float) -> dict:
+    return {
+        "config_hash": config_hash,
+        "code_version": code_version(),
+        "package_versions": package_versions(),
+        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "job_seconds": round(seconds, 3),
+    }
