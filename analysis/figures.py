@@ -4,7 +4,7 @@ For the group effects theta, each of RMSE, coverage of the 90 % intervals and me
 variance is drawn against each swept scenario parameter (n_groups, group_size, tau), one line per
 prior spec with error bars of ±2 Monte Carlo standard errors, and one panel per combination of
 the other swept parameters. Files land in ``<results_dir>/figures/``; the measures behind them in
-``<results_dir>/summaries.parquet``.
+``<results_dir>/analysis/summaries.parquet``.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from analysis.measures import summarize  # noqa: E402
 
 SWEEP_AXES = ("n_groups", "group_size", "tau")
 MEASURES = ("rmse", "coverage_90", "posterior_variance")
-LOG_AXES = {"n_groups", "group_size", "tau", "rmse", "posterior_variance"}
+LOG_AXES = {"n_groups", "group_size", "tau"}  # swept geometrically; measures stay linear
 
 
 def draw(results_dir, param: str = "theta") -> list[Path]:
@@ -36,7 +36,8 @@ def draw(results_dir, param: str = "theta") -> list[Path]:
         [summarize(df, p) for p in ("theta", "mu", "tau", "sigma") if (df["param"] == p).any()],
         ignore_index=True,
     )
-    summary.to_parquet(results_dir / "summaries.parquet", index=False)
+    (results_dir / "analysis").mkdir(exist_ok=True)
+    summary.to_parquet(results_dir / "analysis" / "summaries.parquet", index=False)
     table = summary[summary["param"] == param]
     swept = [a for a in SWEEP_AXES if a in table and table[a].nunique() > 1]
     out_dir = results_dir / "figures"
@@ -59,7 +60,7 @@ def _facet(table, measure, x, others, param):
     colours = style.palette(table["prior"].unique())
     fig, axes = plt.subplots(
         len(rows), len(cols), figsize=(3.2 * len(cols) + 1.6, 2.6 * len(rows) + 0.6),
-        sharex=True, sharey=True, squeeze=False,
+        sharex=True, sharey=measure.startswith("coverage_"), squeeze=False,
     )
     for (i, rv), (j, cv) in itertools.product(enumerate(rows), enumerate(cols)):
         ax = axes[i, j]
@@ -78,12 +79,11 @@ def _facet(table, measure, x, others, param):
             )
         if measure.startswith("coverage_"):
             ax.axhline(int(measure.split("_")[1]) / 100, color="0.3", linestyle="--", linewidth=1)
-        for axis_name, setter in ((x, ax.set_xscale), (measure, ax.set_yscale)):
-            if axis_name in LOG_AXES:
-                setter("log")
+        if x in LOG_AXES:
+            ax.set_xscale("log")
+            ax.minorticks_off()
         ax.set_xticks(sorted(table[x].unique()))
         ax.set_xticklabels([f"{v:g}" for v in sorted(table[x].unique())])
-        ax.minorticks_off() if x in LOG_AXES else None
         title = ", ".join(
             f"{k} = {v:g}" for k, v in ((row_key, rv), (col_key, cv)) if k is not None
         )
@@ -96,7 +96,7 @@ def _facet(table, measure, x, others, param):
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, title="prior spec", loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.suptitle(
-        f"{style.LABELS.get(measure, measure).split(' (')[0].replace('θ', _greek(param))}"
+        f"{style.LABELS.get(measure, measure).replace(chr(10), ' ').split(' (')[0].replace('θ', _greek(param))}"
         f" against {x}; bars: ±2 Monte Carlo SE over {int(table['n_replicates'].min())}+ replicates",
         fontsize=10,
     )

@@ -15,9 +15,9 @@ LABELS = {
     "n_groups": "number of groups J",
     "group_size": "observations per group n",
     "tau": "between-group sd τ (outcome units)",
-    "rmse": "RMSE of θ (outcome units)",
-    "coverage_90": "coverage of 90 % intervals for θ",
-    "posterior_variance": "mean posterior variance of θ (outcome units²)",
+    "rmse": "RMSE of θ\n(outcome units)",
+    "coverage_90": "coverage of 90 %\nintervals for θ",
+    "posterior_variance": "mean posterior variance\nof θ (outcome units²)",
 }
 
 
@@ -26,11 +26,19 @@ def prior_order(names) -> list[str]:
     return known + sorted(set(names) - set(known))
 
 
+# Indices into seaborn's colour-blind palette (0 blue, 1 orange, 2 green, 3 red, 4 purple,
+# 5 brown, 6 pink, 7 grey, 8 olive, 9 cyan), then its "dark" palette for the baselines.
+_COLOUR_INDEX = {
+    "flat": 0, "normal": 1, "hierarchical": 2, "student_t": 3, "normal_inv_chi2": 4,
+    "hierarchical_t": 5, "horseshoe": 9, "complete_pooling": 7, "normal_weak": 8,
+    "normal_strong": 6, "hierarchical_centered": 12, "no_pooling_ml": 10, "james_stein": 13,
+    "empirical_bayes": 14,
+}
+
+
 def palette(names) -> dict:
     """Fixed colours: a known spec keeps its colour whichever specs a study has."""
     colours = sns.color_palette("colorblind", 10) + sns.color_palette("dark", 10)
-    out = {p: colours[i % len(colours)] for i, p in enumerate(KNOWN_PRIORS)}
-    extra = [p for p in prior_order(names) if p not in out]
-    for i, p in enumerate(extra):
-        out[p] = colours[(len(KNOWN_PRIORS) + i) % len(colours)]
-    return {p: out[p] for p in prior_order(names)}
+    extra = [p for p in prior_order(names) if p not in _COLOUR_INDEX]
+    index = {**_COLOUR_INDEX, **{p: 15 + i for i, p in enumerate(extra)}}
+    return {p: colours[index[p] % len(colours)] for p in prior_order(names)}

@@ -67,6 +67,7 @@ class FitSummary(NamedTuple):
     sites: dict  # site name -> SiteSummary
     n_divergent: np.ndarray  # (R,) divergent transitions after warmup, all chains
     n_max_treedepth: np.ndarray  # (R,) post-warmup draws whose tree hit max_tree_depth
+    n_leapfrog: np.ndarray  # (R,) leapfrog steps (gradient evaluations) after warmup, all chains
 
 
 def fit(
@@ -96,7 +97,8 @@ def fit(
         k: jnp.asarray(v, jnp.float32) for k, v in hyper.items() if not isinstance(v, (str, bool))
     }
     latent = _latent_shapes(spec, static, parameterization, _first(data), dynamic)
-    chunk = _chunk_size(n_rep, latent, inference, memory_budget_bytes)
+    n_latent = sum(int(np.prod(shape)) for _, shape in latent)
+    chunk = int(max(1, min(n_rep, memory_budget_bytes // bytes_per_replicate(n_latent, inference))))
     pieces = []
     for start in range(0, n_rep, chunk):
         stop = min(start + chunk, n_rep)
@@ -113,11 +115,12 @@ def fit(
         )
         pieces.append(jax.tree.map(lambda a, n=stop - start: np.asarray(a)[:n], out))
     joined = jax.tree.map(lambda *a: np.concatenate(a, axis=0), *pieces)
-    sites, n_div, n_depth = joined
+    sites, n_div, n_depth, n_leapfrog = joined
     return FitSummary(
         sites={name: SiteSummary(*s) for name, s in sites.items()},
         n_divergent=n_div,
         n_max_treedepth=n_depth,
+        n_leapfrog=n_leapfrog,
     )
 
 
@@ -183,7 +186,7 @@ def _program(keys, data, dynamic, *, spec, static, parameterization, inference, 
         values = jax.vmap(jax.vmap(constrain))(z)
         sites = {name: _summarize(values[name]) for name in ESTIMANDS if name in values}
         saturated = num_steps >= 2**inference.max_tree_depth - 1
-        return sites, diverging.sum(), saturated.sum()
+        return sites, diverging.sum(), saturated.sum(), num_steps.sum()
 
     return jax.vmap(one_data_set)(keys, data)
 
@@ -221,16 +224,14 @@ def _latent_shapes(spec, static, parameterization, example, dynamic):
     return _LATENT_CACHE[cache_key]
 
 
-def _chunk_size(n_rep, latent, inference, budget):
-    """Replicates per program call: the most whose draws fit the memory budget.
+def bytes_per_replicate(n_latent: int, inference: Inference) -> int:
+    """Memory the program needs per replicate, which sets how many replicates run at once.
 
-    Per replicate the program holds, per chain and kept draw, the unconstrained latent values and
-    their constrained values (float32), plus sort buffers for quantiles and ranks of the same
-    size: about 4 copies of (chains x draws x P x 4 bytes).
+    Per chain and kept draw it holds the unconstrained latent values and their constrained
+    values (float32), plus sort buffers for quantiles and ranks of the same size: about 4 copies
+    of (chains x draws x P x 4 bytes), P ~ 2 x the latent size.
     """
-    n_latent = sum(int(np.prod(s)) for _, s in latent)
-    per_rep = 4 * inference.chains * inference.draws * 2 * max(n_latent, 1) * 4
-    return int(max(1, min(n_rep, budget // per_rep)))
+    return 4 * inference.chains * inference.draws * 2 * max(n_latent, 1) * 4
 
 
 def _n_replicates(data):

@@ -11,7 +11,7 @@ Columns, in order (README, "Result files", documents each):
 * the posterior: ``posterior_mean``, ``posterior_sd``, ``posterior_median``, and ``lower_L`` /
   ``upper_L`` for the central L % interval, L in 50, 80, 90, 95;
 * diagnostics: ``rhat`` and ``ess_bulk`` (this estimand), ``n_divergent`` and
-  ``n_max_treedepth`` (the whole fit), ``status`` (the fit: ok, divergent, high_rhat, nonfinite);
+  ``n_max_treedepth``, ``n_leapfrog`` (the whole fit), ``status`` (the fit: ok, divergent, high_rhat, nonfinite);
 * provenance: ``config_hash``, ``code_version``, ``package_versions`` (JSON), ``created_at``
   (UTC), ``job_seconds``.
 
@@ -85,6 +85,7 @@ def rows(fit: FitSummary, truth: dict, replicates: np.ndarray, identity: dict) -
         cols["ess_bulk"] = s.ess_bulk.ravel()
         cols["n_divergent"] = np.repeat(fit.n_divergent, n_par)
         cols["n_max_treedepth"] = np.repeat(fit.n_max_treedepth, n_par)
+        cols["n_leapfrog"] = np.repeat(fit.n_leapfrog, n_par)
         cols["status"] = np.repeat(status, n_par)
         frames.append(pd.DataFrame(cols))
     body = pd.concat(frames, ignore_index=True).sort_values(

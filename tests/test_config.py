@@ -1,0 +1,44 @@
+"""Bad config values stop a job before any compute, with one line naming key, value and rule."""
+
+import pytest
+
+from runs import job
+from runs.config import ConfigError
+from tests.helpers import compose_study
+
+BAD = [
+    ("scenario.tau=0", "scenario.tau=0"),
+    ("scenario.tau=-1", "scenario.tau=-1"),
+    ("scenario.sigma=0", "scenario.sigma=0"),
+    ("scenario.group_size=0", "scenario.group_size=0"),
+    ("scenario.n_groups=1", "scenario.n_groups=1"),
+    ("prior.parameterization=sideways", "prior.parameterization='sideways'"),
+    ("inference.chains=0", "inference.chains=0"),
+    ("inference.draws=-5", "inference.draws=-5"),
+    ("inference.warmup=0", "inference.warmup=0"),
+    ("inference.target_accept=1.5", "inference.target_accept=1.5"),
+    ("replicates=0", "replicates=0"),
+    ("+prior.name=nope", None),
+]
+
+
+@pytest.mark.parametrize("override,named", BAD)
+def test_bad_value_is_refused_before_compute(tmp_path, override, named):
+    if override.startswith("+prior.name"):
+        cfg = compose_study(tmp_path)
+        cfg.prior.name = "nope"
+        named = "prior='nope'"
+    else:
+        cfg = compose_study(tmp_path, override)
+    with pytest.raises(ConfigError) as err:
+        job.run(cfg)
+    message = str(err.value)
+    assert named in message and "\n" not in message
+    assert not any(tmp_path.rglob("*")), "nothing may be written for a refused job"
+
+
+def test_unknown_prior_lists_the_known_ones(tmp_path):
+    cfg = compose_study(tmp_path)
+    cfg.prior.name = "nope"
+    with pytest.raises(ConfigError, match="flat, hierarchical, normal"):
+        job.run(cfg)

@@ -1,0 +1,99 @@
+"""The specs compute the posteriors they claim: closed forms and a one-dimensional quadrature.
+
+Tolerances are Monte Carlo ones. For a normal posterior with sd s estimated from ESS effectively
+independent draws, the posterior mean has MC sd s/sqrt(ESS), the posterior sd about
+s/sqrt(2 ESS), and the q-quantile sqrt(q(1-q)/ESS) / phi(z_q) * s. We allow 5 such sds (a chance
+failure per comparison ~6e-7; about 150 comparisons here) and use the smaller of the fit's
+bulk ESS and a floor of 1000 that NUTS far exceeds on these independent normal posteriors, so a
+mis-estimated ESS cannot loosen the test. An error of 10 % in a posterior sd is ~9 MC sds: it fails.
+"""
+
+import jax
+import numpy as np
+import pytest
+from scipy import integrate, stats
+
+from models import engine
+
+INFERENCE = engine.Inference(chains=4, warmup=500, draws=1000)
+Y = np.array([[2.0, -1.0, 0.5, 3.0, -2.5, 0.0], [1.0, 1.0, -4.0, 0.3, 2.0, -0.7]], np.float32)
+SE = np.array([[1.0, 0.5, 2.0, 1.5, 0.8, 3.0], [0.7, 1.2, 1.0, 2.5, 0.4, 1.0]], np.float32)
+QUANTILES = np.array(engine.QUANTILES)
+
+
+def _fit(spec, data, hyper, parameterization="centered"):
+    keys = jax.random.split(jax.random.key(11), next(iter(data.values())).shape[0])
+    return engine.fit(spec, data, keys, hyper, parameterization=parameterization, inference=INFERENCE)
+
+
+def _assert_normal_posterior(site, mean, sd):
+    """Compare a fitted site with an exact N(mean, sd^2) posterior, elementwise."""
+    ess = np.minimum(site.ess_bulk, 1000.0)
+    assert np.all(site.ess_bulk > 1000), site.ess_bulk.min()
+    np.testing.assert_array_less(np.abs(site.mean - mean), 5 * sd / np.sqrt(ess))
+    np.testing.assert_array_less(np.abs(site.sd - sd), 5 * sd / np.sqrt(2 * ess))
+    z = stats.norm.ppf(QUANTILES)[None, :, None]
+    exact_q = mean[:, None, :] + z * sd[:, None, :]
+    q_mcse = np.sqrt(QUANTILES * (1 - QUANTILES))[None, :, None] / stats.norm.pdf(z) * sd[:, None, :]
+    np.testing.assert_array_less(
+        np.abs(site.quantiles - exact_q), 5 * q_mcse / np.sqrt(ess[:, None, :])
+    )
+
+
+def test_flat_known_sigma_is_the_sampling_distribution():
+    fit = _fit("flat", {"y": Y, "se": SE}, {"sigma_scale": 1.0})
+    _assert_normal_posterior(fit.sites["theta"], Y, SE)
+    assert set(fit.sites) == {"theta"}  # no sigma with known standard errors
+
+
+@pytest.mark.parametrize("parameterization", ["centered", "noncentered"])
+def test_normal_known_sigma_is_conjugate(parameterization):
+    loc, scale = 1.0, 2.0
+    precision = 1 / scale**2 + 1 / SE**2
+    mean = (loc / scale**2 + Y / SE**2) / precision
+    fit = _fit("normal", {"y": Y, "se": SE}, {"loc": loc, "scale": scale, "sigma_scale": 1.0},
+               parameterization)
+    _assert_normal_posterior(fit.sites["theta"], mean, 1 / np.sqrt(precision))
+
+
+def test_flat_unknown_sigma_matches_quadrature_over_sigma():
+    """Raw-data likelihood through the sufficient statistics (ybar, n, ss) with sigma unknown.
+
+    With flat priors on theta_j, integrating theta out gives
+        p(sigma | y) ∝ halfnormal(sigma; s) sigma^-(N - J) exp(-SS / (2 sigma^2)),
+    and theta_j | sigma, y ~ N(ybar_j, sigma^2 / n_j), so E[theta_j | y] = ybar_j and
+    Var[theta_j | y] = E[sigma^2 | y] / n_j: exact references by quadrature over sigma.
+    """
+    ybar = np.array([[0.3, -1.2, 2.0, 0.8, 1.1]], np.float32)
+    n = np.array([[4, 7, 3, 10, 2]], np.int32)
+    ss = np.array([[5.1, 9.0, 1.7, 14.2, 0.6]], np.float32)
+    s = 3.0
+    big_n, n_groups, total_ss = n.sum(), n.shape[1], ss.sum()
+
+    def log_post(sig):
+        return stats.halfnorm.logpdf(sig, scale=s) - (big_n - n_groups) * np.log(sig) - total_ss / (2 * sig**2)
+
+    grid_max = 20.0
+    norm = integrate.quad(lambda v: np.exp(log_post(v) - log_post(1.3)), 1e-3, grid_max, limit=200)[0]
+    moment = lambda k: integrate.quad(lambda v: v**k * np.exp(log_post(v) - log_post(1.3)), 1e-3, grid_max, limit=200)[0] / norm  # noqa: E731
+    e_sigma, e_sigma2 = moment(1), moment(2)
+    sd_sigma = np.sqrt(e_sigma2 - e_sigma**2)
+
+    fit = _fit("flat", {"ybar": ybar, "n": n, "ss": ss}, {"sigma_scale": s})
+    theta, sigma = fit.sites["theta"], fit.sites["sigma"]
+    ess = np.minimum(theta.ess_bulk, 1000.0)
+    sd_theta = np.sqrt(e_sigma2 / n)
+    np.testing.assert_array_less(np.abs(theta.mean - ybar), 5 * sd_theta / np.sqrt(ess))
+    # theta_j's marginal is a scale mixture of normals (heavier tails than normal): its sd
+    # estimate has a larger MC error; 5 x sd / sqrt(ESS) still bounds it generously.
+    np.testing.assert_array_less(np.abs(theta.sd - sd_theta), 5 * sd_theta / np.sqrt(ess))
+    sigma_ess = min(float(sigma.ess_bulk[0, 0]), 1000.0)
+    assert abs(sigma.mean[0, 0] - e_sigma) < 5 * sd_sigma / np.sqrt(sigma_ess)
+    assert abs(sigma.sd[0, 0] - sd_sigma) < 5 * sd_sigma / np.sqrt(sigma_ess)
+
+
+def test_misscaled_likelihood_fails_the_same_check():
+    """The check above has power: the posterior under se/2 must not pass for se."""
+    fit = _fit("flat", {"y": Y, "se": SE / 2}, {"sigma_scale": 1.0})
+    with pytest.raises(AssertionError):
+        _assert_normal_posterior(fit.sites["theta"], Y, SE)

@@ -1,0 +1,66 @@
+"""The engine: a data set's fit does not depend on the batch it is in, nor on chunking, and the
+program is compiled once per shape."""
+
+import jax
+import numpy as np
+
+import sim
+from models import engine
+
+INFERENCE = engine.Inference(chains=2, warmup=150, draws=150)
+HYPER = dict(mu_loc=0.0, mu_scale=5.0, tau_family="half_normal", tau_scale=2.0, sigma_scale=2.0)
+
+
+def _data(n_rep, n_groups=5):
+    data, _ = sim.simulate("normal_normal", 5, n_rep, n_groups=n_groups, group_size=4, tau=1.0,
+                           sigma=1.0, mu=0.0)
+    return data, jax.random.split(jax.random.key(3), n_rep)
+
+
+def _close(a: engine.FitSummary, b: engine.FitSummary):
+    for name in a.sites:
+        for x, y in zip(a.sites[name], b.sites[name]):
+            # the same arithmetic, batched or not: equal up to float32 rounding
+            np.testing.assert_allclose(x, y, rtol=2e-4, atol=2e-5)
+    np.testing.assert_array_equal(a.n_divergent, b.n_divergent)
+
+
+def test_batched_fit_equals_fitting_each_data_set_alone():
+    data, keys = _data(4)
+    batch = engine.fit("hierarchical", data, keys, HYPER, parameterization="noncentered",
+                       inference=INFERENCE)
+    alone = engine.fit("hierarchical", {k: v[2:3] for k, v in data.items()}, keys[2:3], HYPER,
+                       parameterization="noncentered", inference=INFERENCE)
+    _close(jax.tree.map(lambda v: v[2:3], batch), alone)
+
+
+def test_chunking_by_memory_budget_changes_nothing():
+    data, keys = _data(5)
+    whole = engine.fit("hierarchical", data, keys, HYPER, inference=INFERENCE)
+    # a budget for two replicates' draws: chunks of 2, 2 and 1 (the last padded to 2)
+    n_latent = 5 + 3  # theta_1..5, mu, tau, sigma
+    budget = 2 * engine.bytes_per_replicate(n_latent, INFERENCE) + 1
+    chunked = engine.fit("hierarchical", data, keys, HYPER, inference=INFERENCE,
+                         memory_budget_bytes=budget)
+    _close(whole, chunked)
+
+
+def test_sites_and_shapes():
+    data, keys = _data(3, n_groups=6)
+    fit = engine.fit("hierarchical", data, keys, HYPER, parameterization="noncentered",
+                     inference=INFERENCE)
+    assert set(fit.sites) == {"theta", "mu", "tau", "sigma"}
+    assert fit.sites["theta"].mean.shape == (3, 6)
+    assert fit.sites["tau"].quantiles.shape == (3, len(engine.QUANTILES), 1)
+    assert fit.n_divergent.shape == (3,)
+    # quantiles are ordered and bracket the median
+    q = fit.sites["theta"].quantiles
+    assert np.all(np.diff(q, axis=1) >= 0)
+
+
+def test_compiled_once_per_shape():
+    before = engine._program._cache_size()
+    for tau in (0.5, 2.0):  # another cell of the same shape and another numeric hyperparameter
+        data, keys = _data(3)
+        engine.fit("hierarchical", data, keys, {**HYPER, "tau_scale": tau}, inference=INFERENCE)
+    assert engine._program._cache_size() - before <= 1

@@ -1,0 +1,93 @@
+"""A job writes the documented rows; every prior sees the same data; a real multirun works."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import sim
+from runs import job
+from tests.helpers import compose_study
+
+DOCUMENTED = [
+    "study", "scenario", "n_groups", "group_size", "tau", "sigma", "mu",
+    "prior", "prior_parameterization", "prior_mu_loc", "prior_mu_scale", "prior_tau_family",
+    "prior_tau_scale", "prior_sigma_scale",
+    "chains", "warmup", "draws", "target_accept", "max_tree_depth", "seed",
+    "replicate", "param", "index", "true_value", "posterior_mean", "posterior_sd",
+    "posterior_median", "lower_50", "upper_50", "lower_80", "upper_80", "lower_90", "upper_90",
+    "lower_95", "upper_95", "rhat", "ess_bulk", "n_divergent", "n_max_treedepth", "n_leapfrog",
+    "status", "config_hash", "code_version", "package_versions", "created_at", "job_seconds",
+]
+
+
+@pytest.fixture(scope="module")
+def hierarchical_job(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("results")
+    cfg = compose_study(tmp, "prior=hierarchical")
+    return cfg, job.run(cfg)
+
+
+def test_job_writes_documented_columns_and_rows(hierarchical_job):
+    cfg, path = hierarchical_job
+    df = pd.read_parquet(path)
+    assert list(df.columns) == DOCUMENTED
+    # one row per (replicate, estimand): J thetas + mu + tau + sigma, for each of 3 replicates
+    assert len(df) == 3 * (3 + 3)
+    assert not df.duplicated(["replicate", "param", "index"]).any()
+    assert set(df["status"]) <= {"ok", "divergent", "high_rhat", "nonfinite"}
+    # the truth stored is the simulator's truth
+    _, truth = sim.simulate("normal_normal", cfg.seed, 3, n_groups=3, group_size=4, tau=1.0,
+                            sigma=1.0, mu=0.0)
+    theta = df[df.param == "theta"].sort_values(["replicate", "index"])
+    np.testing.assert_allclose(theta["true_value"], truth["theta"].ravel(), rtol=1e-6)
+    # intervals nest around the median
+    ends = ["lower_95", "lower_90", "lower_80", "lower_50", "posterior_median",
+            "upper_50", "upper_80", "upper_90", "upper_95"]
+    assert (np.diff(df[ends].to_numpy(), axis=1) >= 0).all()
+    assert not list(Path(path).parent.glob(".*.tmp"))  # nothing half-written left behind
+
+
+def test_finished_job_is_skipped_unless_forced(hierarchical_job, tmp_path):
+    cfg, path = hierarchical_job
+    before = os.stat(path).st_mtime_ns
+    assert job.run(cfg) == path
+    assert os.stat(path).st_mtime_ns == before
+    cfg.force = True
+    assert job.run(cfg) == path
+    assert os.stat(path).st_mtime_ns > before
+
+
+def test_every_prior_is_fitted_on_the_same_data(tmp_path):
+    tables = [pd.read_parquet(job.run(compose_study(tmp_path, f"prior={p}")))
+              for p in ("flat", "normal")]
+    truths = [t[t.param == "theta"]["true_value"].to_numpy() for t in tables]
+    np.testing.assert_array_equal(*truths)
+    assert tables[0]["config_hash"].iloc[0] != tables[1]["config_hash"].iloc[0]
+
+
+def test_real_multirun_then_figures(tmp_path):
+    """``python -m runs.study`` as a user runs it (joblib launcher, 2 workers), then the figures."""
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "runs.study", "scenario.n_groups=3", "scenario.group_size=4",
+           "scenario.tau=0.5,2", "prior=flat,normal", "replicates=2", "inference.chains=2",
+           "inference.warmup=60", "inference.draws=60", f"results_root={tmp_path}",
+           "study=tiny", "compilation_cache=null"]
+    done = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    files = sorted((tmp_path / "tiny").glob("*.parquet"))
+    assert len(files) == 4  # 2 cells x 2 priors
+    df = pd.concat(pd.read_parquet(f) for f in files)
+    assert sorted(df["tau"].unique()) == [0.5, 2.0] and sorted(df["prior"].unique()) == ["flat", "normal"]
+    fig = subprocess.run([sys.executable, "-m", "analysis.figures", f"results_dir={tmp_path / 'tiny'}"],
+                         cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert fig.returncode == 0, fig.stderr[-3000:]
+    pngs = sorted(p.name for p in (tmp_path / "tiny" / "figures").glob("*.png"))
+    assert pngs == ["theta_coverage_90_vs_tau.png", "theta_posterior_variance_vs_tau.png",
+                    "theta_rmse_vs_tau.png"]
+    assert (tmp_path / "tiny" / "analysis" / "summaries.parquet").exists()
