@@ -31,8 +31,17 @@ def read_results(results_dir) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+PER_ROW = {
+    "replicate", "param", "index", "true_value", "posterior_mean", "posterior_sd",
+    "posterior_median", "rhat", "ess_bulk", "n_divergent", "n_max_treedepth", "n_leapfrog",
+    "status", "created_at", "job_seconds",
+}
+
+
 def identity_columns(df: pd.DataFrame) -> list[str]:
-    """The columns that identify a job (cell x prior x settings): those stored before
-    ``replicate``, present in any file."""
-    cols = list(df.columns)
-    return [c for c in cols[: cols.index("replicate")]]
+    """The columns that identify a job (cell x prior x settings, provenance): all but the
+    per-row ones, in the order of ``df``."""
+    return [
+        c for c in df.columns
+        if c not in PER_ROW and not c.startswith(("lower_", "upper_")) and not c.startswith("_")
+    ]

@@ -69,7 +69,8 @@ def summarize(df: pd.DataFrame, param: str = "theta") -> pd.DataFrame:
             out[f"width_{lv}_mcse"] = mcse[f"_width_{lv}"]
     out["flagged_rate"] = mean["_flagged"]
     out["flagged_rate_mcse"] = mcse["_flagged"]
-    ids = df.groupby("config_hash")[identity_columns(df)].first()
+    id_cols = [c for c in identity_columns(df) if c != "config_hash"]
+    ids = df.groupby("config_hash")[id_cols].first()
     out = ids.join(out).reset_index(drop=False)
     out.insert(0, "param", param)
     return out

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import models
 import sim
 from runs import job
 from tests.helpers import compose_study
@@ -71,19 +72,21 @@ def test_every_prior_is_fitted_on_the_same_data(tmp_path):
 
 
 def test_real_multirun_then_figures(tmp_path):
-    """``python -m runs.study`` as a user runs it (joblib launcher, 2 workers), then the figures."""
+    """``python -m runs.study`` as a user runs it (joblib launcher, 2 workers, every prior spec
+    through ``prior=glob(*)`` as in the default grid), then the figures."""
     root = Path(__file__).resolve().parent.parent
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-m", "runs.study", "scenario.n_groups=3", "scenario.group_size=4",
-           "scenario.tau=0.5,2", "prior=flat,normal", "replicates=2", "inference.chains=2",
+           "scenario.tau=0.5,2", "prior=glob(*)", "replicates=2", "inference.chains=2",
            "inference.warmup=60", "inference.draws=60", f"results_root={tmp_path}",
            "study=tiny", "compilation_cache=null"]
     done = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     files = sorted((tmp_path / "tiny").glob("*.parquet"))
-    assert len(files) == 4  # 2 cells x 2 priors
+    assert len(files) == 2 * len(models.available())  # 2 cells x every prior spec (glob)
     df = pd.concat(pd.read_parquet(f) for f in files)
-    assert sorted(df["tau"].unique()) == [0.5, 2.0] and sorted(df["prior"].unique()) == ["flat", "normal"]
+    assert sorted(df["tau"].unique()) == [0.5, 2.0]
+    assert sorted(df["prior"].unique()) == models.available()
     fig = subprocess.run([sys.executable, "-m", "analysis.figures", f"results_dir={tmp_path / 'tiny'}"],
                          cwd=root, env=env, capture_output=True, text=True, timeout=300)
     assert fig.returncode == 0, fig.stderr[-3000:]
