@@ -4,7 +4,8 @@ A prior spec is a module ``models/<name>.py`` that defines ``model(data, **hyper
 model of one data set, whose group effects are the sample site ``theta`` (shape (J,)) and whose
 group-level parameters, where the spec has them, are ``mu`` and ``tau``. ``data`` is the dict a
 simulator returns for one replicate (see ``models.likelihood``). Its hyperparameters, with their
-defaults, live in ``conf/prior/<name>.yaml``. Adding a spec is adding those two files.
+defaults, live in ``conf/prior/<name>.yaml``. Adding a spec is adding those two files. A spec
+that cannot be non-centered says so with ``PARAMETERIZATIONS = ("centered",)``.
 
 This package never imports ``sim``.
 """

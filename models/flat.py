@@ -16,6 +16,9 @@ from numpyro.distributions import constraints
 
 from models.likelihood import n_groups, observe
 
+# A flat prior has no location and scale to non-center on.
+PARAMETERIZATIONS = ("centered",)
+
 
 def model(data, *, sigma_scale):
     with numpyro.plate("groups", n_groups(data)):

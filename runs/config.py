@@ -48,8 +48,9 @@ def validate(cfg: DictConfig) -> None:
     if "group_size" in sc:
         _require(isinstance(sc.group_size, int) and sc.group_size >= 1, "scenario.group_size",
                  sc.group_size, "an integer >= 1")
-    _require(cfg.prior.parameterization in PARAMETERIZATIONS, "prior.parameterization",
-             cfg.prior.parameterization, f"one of {', '.join(PARAMETERIZATIONS)}")
+    allowed = getattr(models.load(cfg.prior.name), "PARAMETERIZATIONS", PARAMETERIZATIONS)
+    _require(cfg.prior.parameterization in allowed, "prior.parameterization",
+             cfg.prior.parameterization, f"one of {', '.join(allowed)} for prior {cfg.prior.name}")
     for key, value in cfg.prior.hyper.items():
         _require(isinstance(value, (str, bool)) or _is_number(value), f"prior.hyper.{key}", value,
                  "a finite number, a string or a boolean")

@@ -42,3 +42,11 @@ def test_unknown_prior_lists_the_known_ones(tmp_path):
     cfg.prior.name = "nope"
     with pytest.raises(ConfigError, match="flat, hierarchical, normal"):
         job.run(cfg)
+
+
+def test_flat_prior_cannot_be_noncentered(tmp_path):
+    cfg = compose_study(tmp_path, "prior=flat", "prior.parameterization=noncentered")
+    with pytest.raises(ConfigError, match="prior.parameterization='noncentered' is not allowed: "
+                                         "one of centered for prior flat"):
+        job.run(cfg)
+    assert not any(tmp_path.rglob("*"))
