@@ -20,7 +20,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from analysis import cli, style  # noqa: E402
-from analysis.load import read_results  # noqa: E402
+from analysis.load import identity_columns, read_results  # noqa: E402
 from analysis.measures import summarize  # noqa: E402
 
 SWEEP_AXES = ("n_groups", "group_size", "tau")
@@ -38,7 +38,7 @@ def draw(results_dir, param: str = "theta") -> list[Path]:
     )
     (results_dir / "analysis").mkdir(exist_ok=True)
     summary.to_parquet(results_dir / "analysis" / "summaries.parquet", index=False)
-    table = summary[summary["param"] == param]
+    table = _label_lines(summary[summary["param"] == param].copy(), identity_columns(df))
     swept = [a for a in SWEEP_AXES if a in table and table[a].nunique() > 1]
     out_dir = results_dir / "figures"
     out_dir.mkdir(exist_ok=True)
@@ -52,12 +52,34 @@ def draw(results_dir, param: str = "theta") -> list[Path]:
     return written
 
 
+NOT_SETTINGS = {"study", "config_hash", "code_version", "package_versions", "param",
+                "n_replicates", "prior", *SWEEP_AXES}
+
+
+def _label_lines(table, id_cols):
+    """One line per prior spec, or per (spec, setting) where a study varies more than the swept
+    scenario axes (a hyperparameter, the parameterization, sigma, inference settings...): the
+    label names each setting that varies, so no two jobs are ever drawn as one line."""
+    varying = [
+        c for c in id_cols
+        if c in table and c not in NOT_SETTINGS
+        and table.groupby("prior")[c].nunique().max() > 1  # varies within a spec
+    ]
+    table["line"] = table["prior"].astype(str)
+    for c in varying:  # a spec without this setting (a missing value) keeps its plain label
+        has = table[c].notna()
+        table.loc[has, "line"] = (
+            table.loc[has, "line"] + f", {c.removeprefix('prior_')}=" + table.loc[has, c].map(str)
+        )
+    return table
+
+
 def _facet(table, measure, x, others, param):
     """A grid of panels (rows, cols = the other swept parameters), one line per prior spec."""
     row_key, col_key = (others + [None, None])[:2]
     rows = sorted(table[row_key].unique()) if row_key else [None]
     cols = sorted(table[col_key].unique()) if col_key else [None]
-    colours = style.palette(table["prior"].unique())
+    colours = style.palette(table["line"].unique())
     fig, axes = plt.subplots(
         len(rows), len(cols), figsize=(3.2 * len(cols) + 1.6, 2.6 * len(rows) + 0.6),
         sharex=True, sharey=measure.startswith("coverage_"), squeeze=False,
@@ -69,13 +91,13 @@ def _facet(table, measure, x, others, param):
             panel = panel[panel[row_key] == rv]
         if col_key:
             panel = panel[panel[col_key] == cv]
-        for prior, colour in colours.items():
-            line = panel[panel["prior"] == prior].sort_values(x)
+        for label, colour in colours.items():
+            line = panel[panel["line"] == label].sort_values(x)
             if line.empty:
                 continue
             ax.errorbar(
                 line[x], line[measure], yerr=2 * line[f"{measure}_mcse"], color=colour,
-                marker="o", markersize=4, capsize=2, linewidth=1.5, label=prior,
+                marker="o", markersize=4, capsize=2, linewidth=1.5, label=label,
             )
         if measure.startswith("coverage_"):
             ax.axhline(int(measure.split("_")[1]) / 100, color="0.3", linestyle="--", linewidth=1)
@@ -95,6 +117,10 @@ def _facet(table, measure, x, others, param):
         ax.set_ylabel(style.LABELS.get(measure, measure).replace("θ", _greek(param)))
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, title="prior spec", loc="center left", bbox_to_anchor=(1.0, 0.5))
+    duplicated = table.duplicated(["line", x, *[k for k in (row_key, col_key) if k]])
+    if duplicated.any():
+        raise ValueError(f"several jobs share a line and an x value in {measure} vs {x}; "
+                         "a setting varies that the figure cannot tell apart")
     fig.suptitle(
         f"{style.LABELS.get(measure, measure).replace(chr(10), ' ').split(' (')[0].replace('θ', _greek(param))}"
         f" against {x}; bars: ±2 Monte Carlo SE over {int(table['n_replicates'].min())}+ replicates",

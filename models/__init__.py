@@ -5,7 +5,9 @@ model of one data set, whose group effects are the sample site ``theta`` (shape 
 group-level parameters, where the spec has them, are ``mu`` and ``tau``. ``data`` is the dict a
 simulator returns for one replicate (see ``models.likelihood``). Its hyperparameters, with their
 defaults, live in ``conf/prior/<name>.yaml``. Adding a spec is adding those two files. A spec
-that cannot be non-centered says so with ``PARAMETERIZATIONS = ("centered",)``.
+that cannot be non-centered says so with ``PARAMETERIZATIONS = ("centered",)``; a string
+hyperparameter lists its allowed values in ``CHOICES``. Numeric hyperparameters whose name ends
+in ``scale`` must be > 0.
 
 This package never imports ``sim``.
 """

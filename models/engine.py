@@ -29,6 +29,10 @@ from numpyro.infer.util import constrain_fn, initialize_model, potential_energy
 import models
 from models import diagnostics
 
+RESULTS_VERSION = 1
+"""Part of every job's identity: bump it with any change to sim/ or models/ that changes what a
+fit returns, so old result files are recomputed rather than mixed with new ones."""
+
 LEVELS = (0.5, 0.8, 0.9, 0.95)
 """Central interval levels reported for every estimand."""
 

@@ -21,6 +21,7 @@ import numpyro.distributions as dist
 from models.likelihood import n_groups, observe
 
 TAU_FAMILIES = ("half_normal", "half_cauchy")
+CHOICES = {"tau_family": TAU_FAMILIES}  # string hyperparameters and their allowed values
 
 
 def tau_prior(tau_family: str, tau_scale):

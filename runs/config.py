@@ -7,6 +7,7 @@ is allowed.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import math
 
@@ -14,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import models
 import sim
-from models.engine import PARAMETERIZATIONS, Inference
+from models.engine import PARAMETERIZATIONS, RESULTS_VERSION, Inference
 
 
 class ConfigError(ValueError):
@@ -51,19 +52,43 @@ def validate(cfg: DictConfig) -> None:
     allowed = getattr(models.load(cfg.prior.name), "PARAMETERIZATIONS", PARAMETERIZATIONS)
     _require(cfg.prior.parameterization in allowed, "prior.parameterization",
              cfg.prior.parameterization, f"one of {', '.join(allowed)} for prior {cfg.prior.name}")
-    for key, value in cfg.prior.hyper.items():
-        _require(isinstance(value, (str, bool)) or _is_number(value), f"prior.hyper.{key}", value,
-                 "a finite number, a string or a boolean")
+    _validate_hyper(cfg.prior.name, cfg.prior.hyper)
     inf = cfg.inference
     for key in ("chains", "warmup", "draws", "max_tree_depth"):
         _require(isinstance(inf[key], int) and inf[key] >= 1, f"inference.{key}", inf[key],
                  "an integer >= 1")
+    _require(inf.chains >= 2, "inference.chains", inf.chains, "an integer >= 2 (R-hat compares chains)")
     _require(inf.draws >= 4, "inference.draws", inf.draws, "an integer >= 4 (split R-hat, ESS)")
     _require(_is_number(inf.target_accept) and 0 < inf.target_accept < 1,
              "inference.target_accept", inf.target_accept, "a number in (0, 1)")
     _require(isinstance(cfg.replicates, int) and cfg.replicates >= 1, "replicates",
              cfg.replicates, "an integer >= 1")
     _require(isinstance(cfg.seed, int) and cfg.seed >= 0, "seed", cfg.seed, "an integer >= 0")
+
+
+def _validate_hyper(prior: str, hyper) -> None:
+    """Hyperparameters: exactly the spec's keyword arguments; scales > 0; strings from the
+    spec's ``CHOICES``."""
+    module = models.load(prior)
+    wanted = {
+        name for name, p in inspect.signature(module.model).parameters.items()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY
+    }
+    given = set(hyper.keys())
+    for key in sorted(given - wanted):
+        _require(False, f"prior.hyper.{key}", hyper[key],
+                 f"not a hyperparameter of {prior}; it takes {', '.join(sorted(wanted))}")
+    for key in sorted(wanted - given):
+        _require(False, f"prior.hyper.{key}", None, f"{prior} needs a value for it")
+    choices = getattr(module, "CHOICES", {})
+    for key, value in hyper.items():
+        name = f"prior.hyper.{key}"
+        if key in choices:
+            _require(value in choices[key], name, value, f"one of {', '.join(choices[key])}")
+        else:
+            _require(_is_number(value), name, value, "a finite number")
+            if key.endswith("scale"):
+                _require(value > 0, name, value, "a number > 0")
 
 
 def scenario_params(cfg: DictConfig) -> dict:
@@ -78,6 +103,7 @@ def inference(cfg: DictConfig) -> Inference:
 def identity(cfg: DictConfig) -> dict:
     """Everything that determines a job's results: its hash names the job's result file."""
     return {
+        "results_version": RESULTS_VERSION,
         "study": cfg.study,
         "seed": int(cfg.seed),
         "replicates": int(cfg.replicates),

@@ -20,11 +20,6 @@ from runs import config, store
 
 log = logging.getLogger(__name__)
 
-FIT_STREAM = 0xF17
-"""Folded into a cell's key to give the MCMC keys: independent of the data, the same for every
-prior spec (so paired comparisons share the sampler's randomness too)."""
-
-
 def result_path(cfg: DictConfig, config_hash: str) -> Path:
     """``<results_root>/<study>/<scenario>-<cell>-<prior>-<hash>.parquet``: readable and unique."""
     params = config.scenario_params(cfg)
@@ -56,7 +51,9 @@ def run(cfg: DictConfig) -> Path:
     replicates = np.arange(cfg.replicates)
     data, truth = sim.simulate(cfg.scenario.name, cfg.seed, replicates, **params)
     cell = sim.cell_key(cfg.seed, cfg.scenario.name, params)
-    fit_keys = sim.replicate_keys(jax.random.fold_in(cell, FIT_STREAM), replicates)
+    # MCMC keys: a stream of their own, the same for every prior spec (so paired comparisons
+    # share the sampler's randomness too)
+    fit_keys = sim.replicate_keys(cell, replicates, stream=sim.FIT_STREAM)
     hyper = OmegaConf.to_container(cfg.prior.hyper)
     fit = engine.fit(
         cfg.prior.name,

@@ -5,7 +5,7 @@ Columns, in order (README, "Result files", documents each):
 * identity: ``study``, ``scenario``, every scenario parameter, ``prior``,
   ``prior_parameterization``, ``prior_<hyperparameter>`` for each of the spec's hyperparameters,
   the inference settings (``chains``, ``warmup``, ``draws``, ``target_accept``,
-  ``max_tree_depth``), ``replicate``, ``seed``;
+  ``max_tree_depth``), ``seed``, ``replicate``;
 * the estimand: ``param`` (theta, mu, tau, sigma), ``index`` (group j for theta, 0 otherwise),
   ``true_value``;
 * the posterior: ``posterior_mean``, ``posterior_sd``, ``posterior_median``, and ``lower_L`` /

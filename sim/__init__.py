@@ -49,9 +49,16 @@ def cell_key(seed: int, scenario: str, params: dict) -> jax.Array:
     return jax.random.fold_in(jax.random.key(int(seed)), digest)
 
 
-def replicate_keys(cell: jax.Array, replicates: np.ndarray) -> jax.Array:
-    """One key per replicate index: replicate ``r`` gets the same key whatever else is drawn."""
-    return jax.vmap(lambda r: jax.random.fold_in(cell, r))(np.asarray(replicates, dtype=np.uint32))
+DATA_STREAM, FIT_STREAM = 0, 1
+"""A cell's key is split into two streams before any replicate index is folded in: one for the
+data, one for whatever a fit needs (MCMC), so no replicate's data key can equal a fit key."""
+
+
+def replicate_keys(cell: jax.Array, replicates: np.ndarray, stream: int = DATA_STREAM) -> jax.Array:
+    """One key per replicate index of a stream: replicate ``r`` gets the same key whatever else
+    is drawn."""
+    base = jax.random.fold_in(cell, stream)
+    return jax.vmap(lambda r: jax.random.fold_in(base, r))(np.asarray(replicates, dtype=np.uint32))
 
 
 def simulate(name: str, seed: int, replicates, **params) -> tuple[dict, dict]:

@@ -61,3 +61,19 @@ def test_one_row_per_job():
     df = pd.concat([_rows(rng, 5, 3, 0.1, 0.2, 0.3, job="a"), _rows(rng, 5, 3, 0.1, 0.2, 0.3, job="b")])
     out = summarize(df)
     assert sorted(out["config_hash"]) == ["a", "b"] and (out["n_replicates"] == 5).all()
+
+
+def test_figure_lines_never_merge_two_jobs():
+    """A setting that varies within a spec (here tau_family) splits its line; a setting that only
+    differs between specs (parameterization) leaves the plain spec names."""
+    from analysis.figures import _label_lines
+
+    table = pd.DataFrame({
+        "prior": ["flat", "hierarchical", "hierarchical"],
+        "prior_parameterization": ["centered", "noncentered", "noncentered"],
+        "prior_tau_family": [None, "half_normal", "half_cauchy"],
+        "tau": [1.0, 1.0, 1.0],
+    })
+    lines = _label_lines(table, list(table.columns))["line"].tolist()
+    assert lines == ["flat", "hierarchical, tau_family=half_normal",
+                     "hierarchical, tau_family=half_cauchy"]

@@ -18,6 +18,12 @@ BAD = [
     ("inference.warmup=0", "inference.warmup=0"),
     ("inference.target_accept=1.5", "inference.target_accept=1.5"),
     ("replicates=0", "replicates=0"),
+    ("inference.chains=1", "inference.chains=1"),
+    ("prior.hyper.tau_scale=-1", "prior.hyper.tau_scale=-1"),
+    ("prior.hyper.sigma_scale=0", "prior.hyper.sigma_scale=0"),
+    ("prior.hyper.tau_family=half_banana", "prior.hyper.tau_family='half_banana'"),
+    ("+prior.hyper.typo=1.0", "prior.hyper.typo=1.0"),
+    ("~prior.hyper.mu_scale", "prior.hyper.mu_scale=None"),
     ("+prior.name=nope", None),
 ]
 

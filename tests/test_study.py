@@ -63,7 +63,9 @@ def test_finished_job_is_skipped_unless_forced(hierarchical_job, tmp_path):
     assert os.stat(path).st_mtime_ns > before
 
 
-def test_every_prior_is_fitted_on_the_same_data(tmp_path):
+def test_every_prior_is_fitted_on_the_same_truth(tmp_path):
+    """The stored truth agrees across priors (sim.simulate takes no prior: the data cannot
+    depend on it); the jobs themselves are distinct."""
     tables = [pd.read_parquet(job.run(compose_study(tmp_path, f"prior={p}")))
               for p in ("flat", "normal")]
     truths = [t[t.param == "theta"]["true_value"].to_numpy() for t in tables]
