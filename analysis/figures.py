@@ -77,6 +77,9 @@ def _label_lines(table, id_cols):
 def _facet(table, measure, x, others, param):
     """A grid of panels (rows, cols = the other swept parameters), one line per prior spec."""
     row_key, col_key = (others + [None, None])[:2]
+    if table.duplicated(["line", x, *[k for k in (row_key, col_key) if k]]).any():
+        raise ValueError(f"several jobs share a line and an x value in {measure} vs {x}; "
+                         "a setting varies that the figure cannot tell apart")
     rows = sorted(table[row_key].unique()) if row_key else [None]
     cols = sorted(table[col_key].unique()) if col_key else [None]
     colours = style.palette(table["line"].unique())
@@ -117,10 +120,6 @@ def _facet(table, measure, x, others, param):
         ax.set_ylabel(style.LABELS.get(measure, measure).replace("θ", _greek(param)))
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, title="prior spec", loc="center left", bbox_to_anchor=(1.0, 0.5))
-    duplicated = table.duplicated(["line", x, *[k for k in (row_key, col_key) if k]])
-    if duplicated.any():
-        raise ValueError(f"several jobs share a line and an x value in {measure} vs {x}; "
-                         "a setting varies that the figure cannot tell apart")
     fig.suptitle(
         f"{style.LABELS.get(measure, measure).replace(chr(10), ' ').split(' (')[0].replace('θ', _greek(param))}"
         f" against {x}; bars: ±2 Monte Carlo SE over {int(table['n_replicates'].min())}+ replicates",

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import seaborn as sns
 
-# Specs in the order a reader meets them: no pooling, then fixed priors, then pooling.
-KNOWN_PRIORS = (
-    "flat", "normal", "normal_weak", "normal_strong", "student_t", "complete_pooling",
-    "hierarchical", "hierarchical_centered", "normal_inv_chi2", "hierarchical_t", "horseshoe",
-    "no_pooling_ml", "james_stein", "empirical_bayes",
-)
+# Specs in the order a reader meets them (no pooling, fixed priors, pooling, baselines), each
+# with its colour: an index into seaborn's colour-blind palette (0 blue, 1 orange, 2 green,
+# 3 red, 4 purple, 5 brown, 6 pink, 7 grey, 8 olive, 9 cyan), then its "dark" palette (10-19).
+KNOWN_PRIORS = {
+    "flat": 0, "normal": 1, "normal_weak": 8, "normal_strong": 6, "student_t": 3,
+    "complete_pooling": 7, "hierarchical": 2, "hierarchical_centered": 12, "normal_inv_chi2": 4,
+    "hierarchical_t": 5, "horseshoe": 9, "no_pooling_ml": 10, "james_stein": 13,
+    "empirical_bayes": 14,
+}
 
 LABELS = {
     "n_groups": "number of groups J",
@@ -26,19 +29,9 @@ def prior_order(names) -> list[str]:
     return known + sorted(set(names) - set(known))
 
 
-# Indices into seaborn's colour-blind palette (0 blue, 1 orange, 2 green, 3 red, 4 purple,
-# 5 brown, 6 pink, 7 grey, 8 olive, 9 cyan), then its "dark" palette for the baselines.
-_COLOUR_INDEX = {
-    "flat": 0, "normal": 1, "hierarchical": 2, "student_t": 3, "normal_inv_chi2": 4,
-    "hierarchical_t": 5, "horseshoe": 9, "complete_pooling": 7, "normal_weak": 8,
-    "normal_strong": 6, "hierarchical_centered": 12, "no_pooling_ml": 10, "james_stein": 13,
-    "empirical_bayes": 14,
-}
-
-
 def palette(names) -> dict:
     """Fixed colours: a known spec keeps its colour whichever specs a study has."""
     colours = sns.color_palette("colorblind", 10) + sns.color_palette("dark", 10)
-    extra = [p for p in prior_order(names) if p not in _COLOUR_INDEX]
-    index = {**_COLOUR_INDEX, **{p: 15 + i for i, p in enumerate(extra)}}
+    extra = [p for p in prior_order(names) if p not in KNOWN_PRIORS]
+    index = {**KNOWN_PRIORS, **{p: 15 + i for i, p in enumerate(extra)}}
     return {p: colours[index[p] % len(colours)] for p in prior_order(names)}

@@ -31,6 +31,14 @@ def _is_number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
+_INFERENCE_MINIMA = {  # key: (smallest allowed value, why if not obvious)
+    "chains": (2, " (R-hat compares chains)"),
+    "warmup": (1, ""),
+    "draws": (4, " (split R-hat, ESS)"),
+    "max_tree_depth": (1, ""),
+}
+
+
 def validate(cfg: DictConfig) -> None:
     """Raise ConfigError on the first value of ``cfg`` that cannot be run."""
     _require(cfg.scenario.name in sim.available(), "scenario", cfg.scenario.name,
@@ -49,16 +57,15 @@ def validate(cfg: DictConfig) -> None:
     if "group_size" in sc:
         _require(isinstance(sc.group_size, int) and sc.group_size >= 1, "scenario.group_size",
                  sc.group_size, "an integer >= 1")
-    allowed = getattr(models.load(cfg.prior.name), "PARAMETERIZATIONS", PARAMETERIZATIONS)
+    spec = models.load(cfg.prior.name)
+    allowed = getattr(spec, "PARAMETERIZATIONS", PARAMETERIZATIONS)
     _require(cfg.prior.parameterization in allowed, "prior.parameterization",
              cfg.prior.parameterization, f"one of {', '.join(allowed)} for prior {cfg.prior.name}")
-    _validate_hyper(cfg.prior.name, cfg.prior.hyper)
+    _validate_hyper(spec, cfg.prior.name, cfg.prior.hyper)
     inf = cfg.inference
-    for key in ("chains", "warmup", "draws", "max_tree_depth"):
-        _require(isinstance(inf[key], int) and inf[key] >= 1, f"inference.{key}", inf[key],
-                 "an integer >= 1")
-    _require(inf.chains >= 2, "inference.chains", inf.chains, "an integer >= 2 (R-hat compares chains)")
-    _require(inf.draws >= 4, "inference.draws", inf.draws, "an integer >= 4 (split R-hat, ESS)")
+    for key, (least, why) in _INFERENCE_MINIMA.items():
+        _require(isinstance(inf[key], int) and inf[key] >= least, f"inference.{key}", inf[key],
+                 f"an integer >= {least}{why}")
     _require(_is_number(inf.target_accept) and 0 < inf.target_accept < 1,
              "inference.target_accept", inf.target_accept, "a number in (0, 1)")
     _require(isinstance(cfg.replicates, int) and cfg.replicates >= 1, "replicates",
@@ -66,10 +73,9 @@ def validate(cfg: DictConfig) -> None:
     _require(isinstance(cfg.seed, int) and cfg.seed >= 0, "seed", cfg.seed, "an integer >= 0")
 
 
-def _validate_hyper(prior: str, hyper) -> None:
+def _validate_hyper(module, prior: str, hyper) -> None:
     """Hyperparameters: exactly the spec's keyword arguments; scales > 0; strings from the
     spec's ``CHOICES``."""
-    module = models.load(prior)
     wanted = {
         name for name, p in inspect.signature(module.model).parameters.items()
         if p.kind is inspect.Parameter.KEYWORD_ONLY
