@@ -35,9 +35,12 @@ def per_replicate(df: pd.DataFrame, param: str = "theta") -> pd.DataFrame:
     rows["_post_var"] = rows["posterior_sd"] ** 2
     for lv in LEVELS:
         if f"lower_{lv}" in rows:
-            rows[f"_cover_{lv}"] = (
-                (rows[f"lower_{lv}"] <= rows["true_value"]) & (rows["true_value"] <= rows[f"upper_{lv}"])
-            ).astype(float)
+            covered = (rows[f"lower_{lv}"] <= rows["true_value"]) & (
+                rows["true_value"] <= rows[f"upper_{lv}"]
+            )
+            # a point estimate without an interval (closed-form specs) covers nothing: NaN
+            has_interval = rows[f"lower_{lv}"].notna() & rows[f"upper_{lv}"].notna()
+            rows[f"_cover_{lv}"] = covered.astype(float).where(has_interval)
             rows[f"_width_{lv}"] = rows[f"upper_{lv}"] - rows[f"lower_{lv}"]
     rows["_flagged"] = (rows["status"] != "ok").astype(float)
     value_cols = [c for c in rows.columns if c.startswith("_")]

@@ -72,6 +72,7 @@ class FitSummary(NamedTuple):
     n_divergent: np.ndarray  # (R,) divergent transitions after warmup, all chains
     n_max_treedepth: np.ndarray  # (R,) post-warmup draws whose tree hit max_tree_depth
     n_leapfrog: np.ndarray  # (R,) leapfrog steps (gradient evaluations) after warmup, all chains
+    ranks: dict | None = None  # site -> (R, P) ranks of reference values (``fit(rank_against=)``)
 
 
 def fit(
@@ -83,13 +84,24 @@ def fit(
     parameterization: str = "centered",
     inference: Inference = Inference(),
     memory_budget_bytes: float = 2e9,
+    rank_against: dict | None = None,
+    rank_draws: int = 99,
 ) -> FitSummary:
     """Fit prior spec ``spec`` on every data set of ``data`` (arrays with leading axis R).
 
     ``keys`` holds one PRNG key per data set (shape (R,)); a data set's fit depends only on its
     own key and data, not on which other data sets share the batch. Numeric ``hyper`` values are
-    program inputs; strings and booleans select code and are compiled in.
+    program inputs; strings and booleans select code and are compiled in. A closed-form spec
+    (one that defines ``estimate``, see ``models.closed_form``) is computed directly, no keys used.
+
+    ``rank_against`` ({site: (R, P) values}) asks for the rank of each value among ``rank_draws``
+    posterior draws spread evenly over the kept draws of all chains (thinned, so that they are
+    close to independent): the statistic of simulation-based calibration (Talts et al. 2018).
     """
+    if method(spec) == "closed_form":
+        from models import closed_form
+
+        return closed_form.fit(models.load(spec), data, hyper)
     if parameterization not in PARAMETERIZATIONS:
         raise ValueError(
             f"parameterization={parameterization!r}; allowed: {', '.join(PARAMETERIZATIONS)}"
@@ -111,38 +123,55 @@ def fit(
             keys[index],
             {k: v[index] for k, v in data.items()},
             dynamic,
+            None if rank_against is None else {k: jnp.asarray(v)[index] for k, v in rank_against.items()},
             spec=spec,
             static=static,
             parameterization=parameterization,
             inference=inference,
             latent=latent,
+            rank_draws=rank_draws,
         )
         pieces.append(jax.tree.map(lambda a, n=stop - start: np.asarray(a)[:n], out))
     joined = jax.tree.map(lambda *a: np.concatenate(a, axis=0), *pieces)
-    sites, n_div, n_depth, n_leapfrog = joined
+    sites, n_div, n_depth, n_leapfrog, ranks = joined
     return FitSummary(
         sites={name: SiteSummary(*s) for name, s in sites.items()},
         n_divergent=n_div,
         n_max_treedepth=n_depth,
         n_leapfrog=n_leapfrog,
+        ranks=ranks,
     )
+
+
+def method(spec: str) -> str:
+    """How a spec is fitted: ``nuts`` (posterior draws) or ``closed_form`` (no draws)."""
+    return "closed_form" if hasattr(models.load(spec), "estimate") else "nuts"
 
 
 def build_model(spec: str, parameterization: str):
     """The spec's model, non-centered on ``theta`` from outside when asked."""
-    model = models.load(spec).model
+    module = models.load(spec)
+    model = module.model
     if parameterization == "noncentered":
-        model = reparam(model, config={"theta": LocScaleReparam(centered=0)})
+        # parameters of theta's distribution other than loc and scale (a t's df) are named by
+        # the spec, so that the standardized draw keeps them
+        shape_params = getattr(module, "THETA_SHAPE_PARAMS", ())
+        model = reparam(
+            model, config={"theta": LocScaleReparam(centered=0, shape_params=shape_params)}
+        )
     return model
 
 
 @functools.partial(
-    jax.jit, static_argnames=("spec", "static", "parameterization", "inference", "latent")
+    jax.jit,
+    static_argnames=("spec", "static", "parameterization", "inference", "latent", "rank_draws"),
 )
-def _program(keys, data, dynamic, *, spec, static, parameterization, inference, latent):
+def _program(
+    keys, data, dynamic, reference, *, spec, static, parameterization, inference, latent, rank_draws
+):
     model = build_model(spec, parameterization)
 
-    def one_data_set(key, data_r):
+    def one_data_set(key, data_r, reference_r):
         kwargs = {"data": data_r, **dynamic, **dict(static)}
         init_kernel, sample_kernel = hmc(
             potential_fn_gen=lambda **kw: functools.partial(potential_energy, model, (), kw),
@@ -190,9 +219,21 @@ def _program(keys, data, dynamic, *, spec, static, parameterization, inference, 
         values = jax.vmap(jax.vmap(constrain))(z)
         sites = {name: _summarize(values[name]) for name in ESTIMANDS if name in values}
         saturated = num_steps >= 2**inference.max_tree_depth - 1
-        return sites, diverging.sum(), saturated.sum(), num_steps.sum()
+        ranks = (
+            None
+            if reference_r is None
+            else {name: _rank(values[name], ref, rank_draws) for name, ref in reference_r.items()}
+        )
+        return sites, diverging.sum(), saturated.sum(), num_steps.sum(), ranks
 
-    return jax.vmap(one_data_set)(keys, data)
+    return jax.vmap(one_data_set)(keys, data, reference)
+
+
+def _rank(draws, reference, n_draws):
+    """Rank of ``reference`` (P,) among ``n_draws`` evenly spaced draws of (C, N, *shape)."""
+    pooled = draws.reshape(draws.shape[0] * draws.shape[1], -1)
+    pick = np.round(np.linspace(0, pooled.shape[0] - 1, n_draws)).astype(int)
+    return (pooled[pick] < reference.reshape(1, -1)).sum(axis=0)
 
 
 def _summarize(draws):

@@ -1,9 +1,10 @@
 """The normal hierarchical model: partial pooling with the between-group scale learned from data.
 
-    mu      ~ N(mu_loc, mu_scale^2)
-    tau     ~ half-normal(0, tau_scale)   or   half-Cauchy(0, tau_scale)     (``tau_family``)
+    mu      ~ N(mu_loc, mu_scale^2)   or   p(mu) ∝ 1                  (``mu_family``)
+    tau     ~ one of half-normal, half-Cauchy, half-t, uniform(0, A),
+              inverse-gamma(eps, eps) on tau^2                        (``tau_family``, models.priors)
     theta_j ~ N(mu, tau^2),               j = 1..J
-    sigma   ~ half-normal(0, sigma_scale)                                    (unknown-sigma data only)
+    sigma   ~ half-normal(0, sigma_scale)                             (unknown-sigma data only)
 
 Written centered. The non-centered form theta_j = mu + tau * eta_j, eta_j ~ N(0, 1), which avoids
 the funnel when the data say little about each theta_j, is applied from outside by the engine
@@ -17,24 +18,21 @@ Analysis 1(3); Betancourt & Girolami (2015), Hamiltonian Monte Carlo for hierarc
 
 import numpyro
 import numpyro.distributions as dist
+from numpyro.distributions import constraints
 
 from models.likelihood import n_groups, observe
+from models.priors import TAU_FAMILIES, tau_prior
 
-TAU_FAMILIES = ("half_normal", "half_cauchy")
-CHOICES = {"tau_family": TAU_FAMILIES}  # string hyperparameters and their allowed values
-
-
-def tau_prior(tau_family: str, tau_scale):
-    if tau_family == "half_normal":
-        return dist.HalfNormal(tau_scale)
-    if tau_family == "half_cauchy":
-        return dist.HalfCauchy(tau_scale)
-    raise ValueError(f"tau_family={tau_family!r}; allowed: {', '.join(TAU_FAMILIES)}")
+MU_FAMILIES = ("normal", "flat")
+CHOICES = {"tau_family": TAU_FAMILIES, "mu_family": MU_FAMILIES}  # allowed string values
 
 
-def model(data, *, mu_loc, mu_scale, tau_family, tau_scale, sigma_scale):
-    mu = numpyro.sample("mu", dist.Normal(mu_loc, mu_scale))
-    tau = numpyro.sample("tau", tau_prior(tau_family, tau_scale))
+def model(data, *, mu_family, mu_loc, mu_scale, tau_family, tau_scale, tau_df, sigma_scale):
+    if mu_family == "flat":
+        mu = numpyro.sample("mu", dist.ImproperUniform(constraints.real, (), ()))
+    else:
+        mu = numpyro.sample("mu", dist.Normal(mu_loc, mu_scale))
+    tau = numpyro.sample("tau", tau_prior(tau_family, tau_scale, tau_df))
     with numpyro.plate("groups", n_groups(data)):
         theta = numpyro.sample("theta", dist.Normal(mu, tau))
     observe(theta, data, sigma_scale)

@@ -14,6 +14,9 @@ Two data forms (the batch contract between ``sim`` and ``models``):
 * known sigma_j (the eight-schools form): ``y`` (estimate) and ``se`` (its standard error),
 
       y_j | theta_j ~ N(theta_j, se_j^2).
+
+An observed value given as ``None`` (``y``, or ``ybar`` and ``ss``) is drawn instead of
+conditioned on, so the same model serves prior predictive draws (simulation-based calibration).
 """
 
 from __future__ import annotations
@@ -25,23 +28,24 @@ import numpyro.distributions as dist
 
 def n_groups(data: dict) -> int:
     """J, the number of groups of one data set."""
-    return (data["y"] if "y" in data else data["ybar"]).shape[-1]
+    return (data["se"] if "se" in data else data["n"]).shape[-1]
 
 
 def observe(theta, data: dict, sigma_scale: float) -> None:
     """Add the likelihood of ``data`` given ``theta``; call it outside the ``groups`` plate."""
-    if "y" in data:
+    if "se" in data:
         with numpyro.plate("groups", n_groups(data)):
-            numpyro.sample("y", dist.Normal(theta, data["se"]), obs=data["y"])
+            numpyro.sample("y", dist.Normal(theta, data["se"]), obs=data.get("y"))
         return
     sigma = numpyro.sample("sigma", dist.HalfNormal(sigma_scale))
     n = data["n"]
     informative = n > 1
     shape = jnp.where(informative, (n - 1) / 2.0, 1.0)
     with numpyro.plate("groups", n_groups(data)):
-        numpyro.sample("ybar", dist.Normal(theta, sigma / jnp.sqrt(n)), obs=data["ybar"])
+        numpyro.sample("ybar", dist.Normal(theta, sigma / jnp.sqrt(n)), obs=data.get("ybar"))
+        ss = data.get("ss")
         numpyro.sample(
             "ss",
             dist.Gamma(shape, 0.5 / sigma**2).mask(informative),
-            obs=jnp.where(informative, data["ss"], 1.0),
+            obs=None if ss is None else jnp.where(informative, ss, 1.0),
         )

@@ -19,7 +19,8 @@ import sim
 from models import engine
 
 DEFAULTS = {"replicates": 100, "n_groups": 8, "chains": 4, "warmup": 500, "draws": 1000}
-HYPER = dict(mu_loc=0.0, mu_scale=10.0, tau_family="half_normal", tau_scale=5.0, sigma_scale=5.0)
+HYPER = dict(mu_family="normal", mu_loc=0.0, mu_scale=10.0, tau_family="half_normal", tau_df=3.0,
+             tau_scale=5.0, sigma_scale=5.0)
 
 
 def main(argv=None) -> None:

@@ -43,7 +43,9 @@ def validate(cfg: DictConfig) -> None:
     """Raise ConfigError on the first value of ``cfg`` that cannot be run."""
     _require(cfg.scenario.name in sim.available(), "scenario", cfg.scenario.name,
              f"one of {', '.join(sim.available())}")
-    _require(cfg.prior.name in models.available(), "prior", cfg.prior.name,
+    _require(isinstance(cfg.prior.name, str) and cfg.prior.name.isidentifier(), "prior.name",
+             cfg.prior.name, "a name of letters, digits and underscores")
+    _require(cfg.prior.spec in models.available(), "prior.spec", cfg.prior.spec,
              f"one of {', '.join(models.available())}")
     sc = cfg.scenario
     for key in ("tau", "sigma"):
@@ -57,11 +59,11 @@ def validate(cfg: DictConfig) -> None:
     if "group_size" in sc:
         _require(isinstance(sc.group_size, int) and sc.group_size >= 1, "scenario.group_size",
                  sc.group_size, "an integer >= 1")
-    spec = models.load(cfg.prior.name)
+    spec = models.load(cfg.prior.spec)
     allowed = getattr(spec, "PARAMETERIZATIONS", PARAMETERIZATIONS)
     _require(cfg.prior.parameterization in allowed, "prior.parameterization",
-             cfg.prior.parameterization, f"one of {', '.join(allowed)} for prior {cfg.prior.name}")
-    _validate_hyper(spec, cfg.prior.name, cfg.prior.hyper)
+             cfg.prior.parameterization, f"one of {', '.join(allowed)} for spec {cfg.prior.spec}")
+    _validate_hyper(spec, cfg.prior.spec, cfg.prior.hyper)
     inf = cfg.inference
     for key, (least, why) in _INFERENCE_MINIMA.items():
         _require(isinstance(inf[key], int) and inf[key] >= least, f"inference.{key}", inf[key],
@@ -74,16 +76,19 @@ def validate(cfg: DictConfig) -> None:
 
 
 def _validate_hyper(module, prior: str, hyper) -> None:
-    """Hyperparameters: exactly the spec's keyword arguments; scales > 0; strings from the
-    spec's ``CHOICES``."""
+    """Hyperparameters: exactly the spec's keyword arguments; strings from the spec's
+    ``CHOICES``; numbers finite, and > 0 for names ending in ``scale`` or ``df`` and those the
+    spec lists in ``POSITIVE``."""
+    function = module.estimate if hasattr(module, "estimate") else module.model
+    positive = set(getattr(module, "POSITIVE", ()))
     wanted = {
-        name for name, p in inspect.signature(module.model).parameters.items()
+        name for name, p in inspect.signature(function).parameters.items()
         if p.kind is inspect.Parameter.KEYWORD_ONLY
     }
     given = set(hyper.keys())
     for key in sorted(given - wanted):
         _require(False, f"prior.hyper.{key}", hyper[key],
-                 f"not a hyperparameter of {prior}; it takes {', '.join(sorted(wanted))}")
+                 f"not a hyperparameter of {prior}; it takes {', '.join(sorted(wanted)) or 'none'}")
     for key in sorted(wanted - given):
         _require(False, f"prior.hyper.{key}", None, f"{prior} needs a value for it")
     choices = getattr(module, "CHOICES", {})
@@ -93,7 +98,7 @@ def _validate_hyper(module, prior: str, hyper) -> None:
             _require(value in choices[key], name, value, f"one of {', '.join(choices[key])}")
         else:
             _require(_is_number(value), name, value, "a finite number")
-            if key.endswith("scale"):
+            if key.endswith(("scale", "df")) or key in positive:
                 _require(value > 0, name, value, "a number > 0")
 
 

@@ -56,7 +56,7 @@ def run(cfg: DictConfig) -> Path:
     fit_keys = sim.replicate_keys(cell, replicates, stream=sim.FIT_STREAM)
     hyper = OmegaConf.to_container(cfg.prior.hyper)
     fit = engine.fit(
-        cfg.prior.name,
+        cfg.prior.spec,
         data,
         fit_keys,
         hyper,
@@ -70,6 +70,8 @@ def run(cfg: DictConfig) -> Path:
         "scenario": cfg.scenario.name,
         **params,
         "prior": cfg.prior.name,
+        "prior_spec": cfg.prior.spec,
+        "method": engine.method(cfg.prior.spec),
         "prior_parameterization": cfg.prior.parameterization,
         **{f"prior_{k}": v for k, v in hyper.items()},
         **OmegaConf.to_container(cfg.inference),

@@ -24,18 +24,18 @@ BAD = [
     ("prior.hyper.tau_family=half_banana", "prior.hyper.tau_family='half_banana'"),
     ("+prior.hyper.typo=1.0", "prior.hyper.typo=1.0"),
     ("~prior.hyper.mu_scale", "prior.hyper.mu_scale=None"),
-    ("+prior.name=nope", None),
+    ("prior.spec=nope", "prior.spec='nope'"),
+    ("prior.name=has-dash", "prior.name='has-dash'"),
+    ("prior=hierarchical_t prior.hyper.nu_rate=0", "prior.hyper.nu_rate=0"),
+    ("prior=normal_inv_chi2 prior.hyper.kappa0=-1", "prior.hyper.kappa0=-1"),
+    ("prior=student_t prior.hyper.df=0", "prior.hyper.df=0"),
+    ("prior=james_stein +prior.hyper.scale=1", "prior.hyper.scale=1"),
 ]
 
 
 @pytest.mark.parametrize("override,named", BAD)
 def test_bad_value_is_refused_before_compute(tmp_path, override, named):
-    if override.startswith("+prior.name"):
-        cfg = compose_study(tmp_path)
-        cfg.prior.name = "nope"
-        named = "prior='nope'"
-    else:
-        cfg = compose_study(tmp_path, override)
+    cfg = compose_study(tmp_path, *override.split())
     with pytest.raises(ConfigError) as err:
         job.run(cfg)
     message = str(err.value)
@@ -43,16 +43,15 @@ def test_bad_value_is_refused_before_compute(tmp_path, override, named):
     assert not any(tmp_path.rglob("*")), "nothing may be written for a refused job"
 
 
-def test_unknown_prior_lists_the_known_ones(tmp_path):
-    cfg = compose_study(tmp_path)
-    cfg.prior.name = "nope"
-    with pytest.raises(ConfigError, match="flat, hierarchical, normal"):
+def test_unknown_spec_lists_the_known_ones(tmp_path):
+    cfg = compose_study(tmp_path, "prior.spec=nope")
+    with pytest.raises(ConfigError, match="flat, hierarchical, hierarchical_t, horseshoe"):
         job.run(cfg)
 
 
 def test_flat_prior_cannot_be_noncentered(tmp_path):
     cfg = compose_study(tmp_path, "prior=flat", "prior.parameterization=noncentered")
     with pytest.raises(ConfigError, match="prior.parameterization='noncentered' is not allowed: "
-                                         "one of centered for prior flat"):
+                                         "one of centered for spec flat"):
         job.run(cfg)
     assert not any(tmp_path.rglob("*"))

@@ -8,7 +8,8 @@ import sim
 from models import engine
 
 INFERENCE = engine.Inference(chains=2, warmup=150, draws=150)
-HYPER = dict(mu_loc=0.0, mu_scale=5.0, tau_family="half_normal", tau_scale=2.0, sigma_scale=2.0)
+HYPER = dict(mu_family="normal", mu_loc=0.0, mu_scale=5.0, tau_family="half_normal", tau_df=3.0,
+             tau_scale=2.0, sigma_scale=2.0)
 
 
 def _data(n_rep, n_groups=5):

@@ -16,8 +16,8 @@ from tests.helpers import compose_study
 
 DOCUMENTED = [
     "study", "scenario", "n_groups", "group_size", "tau", "sigma", "mu",
-    "prior", "prior_parameterization", "prior_mu_loc", "prior_mu_scale", "prior_tau_family",
-    "prior_tau_scale", "prior_sigma_scale",
+    "prior", "prior_spec", "method", "prior_parameterization", "prior_mu_family", "prior_mu_loc",
+    "prior_mu_scale", "prior_tau_family", "prior_tau_scale", "prior_tau_df", "prior_sigma_scale",
     "chains", "warmup", "draws", "target_accept", "max_tree_depth", "seed",
     "replicate", "param", "index", "true_value", "posterior_mean", "posterior_sd",
     "posterior_median", "lower_50", "upper_50", "lower_80", "upper_80", "lower_90", "upper_90",
@@ -67,7 +67,7 @@ def test_every_prior_is_fitted_on_the_same_truth(tmp_path):
     """The stored truth agrees across priors (sim.simulate takes no prior: the data cannot
     depend on it); the jobs themselves are distinct."""
     tables = [pd.read_parquet(job.run(compose_study(tmp_path, f"prior={p}")))
-              for p in ("flat", "normal")]
+              for p in ("flat", "normal_weak")]
     truths = [t[t.param == "theta"]["true_value"].to_numpy() for t in tables]
     np.testing.assert_array_equal(*truths)
     assert tables[0]["config_hash"].iloc[0] != tables[1]["config_hash"].iloc[0]
@@ -85,10 +85,15 @@ def test_real_multirun_then_figures(tmp_path):
     done = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     files = sorted((tmp_path / "tiny").glob("*.parquet"))
-    assert len(files) == 2 * len(models.available())  # 2 cells x every prior spec (glob)
+    priors = sorted(p.stem for p in (root / "conf" / "prior").glob("*.yaml"))
+    assert len(files) == 2 * len(priors)  # 2 cells x every prior in conf/prior (glob)
     df = pd.concat(pd.read_parquet(f) for f in files)
     assert sorted(df["tau"].unique()) == [0.5, 2.0]
-    assert sorted(df["prior"].unique()) == models.available()
+    assert sorted(df["prior"].unique()) == priors
+    assert sorted(df["prior_spec"].unique()) == models.available()  # every spec is swept
+    no_draws = df[df["method"] == "closed_form"]
+    assert set(no_draws["prior"]) == {"no_pooling_ml", "james_stein", "empirical_bayes"}
+    assert no_draws["rhat"].isna().all() and (no_draws["n_leapfrog"] == 0).all()
     fig = subprocess.run([sys.executable, "-m", "analysis.figures", f"results_dir={tmp_path / 'tiny'}"],
                          cwd=root, env=env, capture_output=True, text=True, timeout=300)
     assert fig.returncode == 0, fig.stderr[-3000:]

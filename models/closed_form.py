@@ -1,0 +1,72 @@
+"""Specs that make no draws: closed-form estimators reported in the same rows as the fits.
+
+A closed-form spec defines ``estimate(data, **hyper)`` instead of ``model``: ``data`` holds the
+arrays of all R data sets (leading replicate axis) and it returns ``{site: SiteSummary}``. For its
+rows, ``posterior_mean`` holds the point estimate, ``posterior_sd`` its standard error and the
+interval ends are those of the spec's confidence (or empirical Bayes) intervals; ``rhat`` and
+``ess_bulk`` are NaN and the divergence and leapfrog counts 0, and the job's ``method`` column says
+``closed_form``. Those specs declare ``PARAMETERIZATIONS = ("none",)``.
+
+The data's standard errors come from ``group_estimates``: with known sigma_j (``y``, ``se``) they
+are ``se``; with sufficient statistics (``ybar``, ``n``, ``ss``) sigma is estimated by the pooled
+within-group variance s^2 = sum_j ss_j / (N - J), the standard error of ybar_j is s / sqrt(n_j),
+and intervals use t quantiles with N - J degrees of freedom.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import stats
+
+from models.engine import QUANTILES, FitSummary, SiteSummary
+
+
+def fit(module, data: dict, hyper: dict) -> FitSummary:
+    data = {k: np.asarray(v, np.float64) for k, v in data.items()}
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sites = module.estimate(data, **hyper)
+    n_rep = next(iter(sites.values())).mean.shape[0]
+    zeros = np.zeros(n_rep, np.int64)
+    return FitSummary(sites=sites, n_divergent=zeros, n_max_treedepth=zeros, n_leapfrog=zeros)
+
+
+def group_estimates(data: dict):
+    """(estimate, its variance, degrees of freedom or None) per group; arrays (R, J)."""
+    if "se" in data:
+        return data["y"], data["se"] ** 2, None
+    df = (data["n"] - 1).sum(axis=-1, keepdims=True)
+    s2 = data["ss"].sum(axis=-1, keepdims=True) / df
+    return data["ybar"], s2 / data["n"], df
+
+
+def interval_site(point, sd, df=None) -> SiteSummary:
+    """Intervals point ± quantile x sd, from the normal (df None) or the t_df distribution."""
+    point, sd = np.broadcast_arrays(np.asarray(point, float), np.asarray(sd, float))
+    q = np.asarray(QUANTILES)[None, :, None]
+    z = stats.norm.ppf(q) if df is None else stats.t.ppf(q, np.asarray(df, float)[..., None])
+    return _site(point, sd, point[:, None, :] + z * sd[:, None, :])
+
+
+def point_site(point) -> SiteSummary:
+    """A point estimate with no standard error or interval."""
+    point = np.asarray(point, float)
+    nan = np.full_like(point, np.nan)
+    return _site(point, nan, np.repeat(nan[:, None, :], len(QUANTILES), axis=1))
+
+
+def sigma_site(data: dict) -> dict:
+    """With sufficient statistics: sigma-hat = s and its exact chi-square interval
+    sqrt(SS / chi2_{N-J}(1 - q)); nothing with known sigma_j."""
+    if "se" in data:
+        return {}
+    ss = data["ss"].sum(axis=-1, keepdims=True)
+    df = (data["n"] - 1).sum(axis=-1, keepdims=True)
+    q = np.asarray(QUANTILES)[None, :, None]
+    quantiles = np.sqrt(ss[:, None, :] / stats.chi2.ppf(1 - q, df[:, None, :]))
+    point = np.sqrt(ss / df)
+    return {"sigma": _site(point, point / np.sqrt(2 * df), quantiles)}
+
+
+def _site(mean, sd, quantiles) -> SiteSummary:
+    nan = np.full_like(mean, np.nan)
+    return SiteSummary(mean=mean, sd=sd, quantiles=quantiles, rhat=nan, ess_bulk=nan)

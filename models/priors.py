@@ -1,0 +1,38 @@
+"""Prior building blocks that several specs share: the scale of the group effects, tau.
+
+``tau_prior(tau_family, tau_scale, tau_df)`` is the distribution of tau for each choice that
+Gelman (2006) compares; ``tau_scale`` is read by each family as stated:
+
+    half_normal   tau ~ half-normal(0, tau_scale)
+    half_cauchy   tau ~ half-Cauchy(0, tau_scale)
+    half_t        tau ~ half-t_{tau_df}(0, tau_scale)
+    uniform       tau ~ uniform(0, tau_scale)                 (tau_scale is the upper bound A)
+    inv_gamma     tau^2 ~ inverse-gamma(tau_scale, tau_scale) (tau_scale is epsilon)
+
+``tau_df`` is read by ``half_t`` only. The site is always ``tau`` itself (for ``inv_gamma``, the
+inverse-gamma on tau^2 pushed through the square root, Jacobian included), so every family
+reports the same estimand.
+
+Reference: Gelman (2006), Prior distributions for variance parameters in hierarchical models,
+Bayesian Analysis 1(3), 515-534.
+"""
+
+import numpyro.distributions as dist
+from numpyro.distributions import transforms
+
+TAU_FAMILIES = ("half_normal", "half_cauchy", "half_t", "uniform", "inv_gamma")
+
+
+def tau_prior(tau_family: str, tau_scale, tau_df):
+    if tau_family == "half_normal":
+        return dist.HalfNormal(tau_scale)
+    if tau_family == "half_cauchy":
+        return dist.HalfCauchy(tau_scale)
+    if tau_family == "half_t":
+        return dist.FoldedDistribution(dist.StudentT(tau_df, 0.0, tau_scale))
+    if tau_family == "uniform":
+        return dist.Uniform(0.0, tau_scale)
+    if tau_family == "inv_gamma":
+        variance = dist.InverseGamma(tau_scale, tau_scale)
+        return dist.TransformedDistribution(variance, transforms.PowerTransform(0.5))
+    raise ValueError(f"tau_family={tau_family!r}; allowed: {', '.join(TAU_FAMILIES)}")

@@ -1,0 +1,168 @@
+"""``python -m runs.sbc``: simulation-based calibration of every prior spec that makes draws.
+
+Talts, Betancourt, Simpson, Vehtari & Gelman (2018), Validating Bayesian inference algorithms with
+simulation-based calibration, arXiv:1804.06788. For each spec and data form: draw (mu, tau, theta,
+sigma) from the spec's own prior and data from its own likelihood (``numpyro.infer.Predictive``
+on the same model function the engine fits), fit every data set in one program, and record the
+rank of each true value among ``rank_draws`` thinned posterior draws. If the spec and the engine
+compute the posterior they claim, each rank is uniform on 0..rank_draws; ``analysis.sbc`` tests
+that and draws the rank histograms.
+
+``flat`` has no proper prior to draw from: its data come from ``normal`` with scale 10 instead.
+That is exact, not an approximation: under a flat prior the posterior of theta_j - ybar_j does not
+depend on theta_j (a location family), so the ranks are uniform whatever distribution theta has.
+
+Arguments (``key=value``): ``priors`` (comma-separated prior names, default every spec in
+``conf/prior`` that makes draws), ``forms`` (``known_sigma``, ``sufficient``), ``replicates``,
+``n_groups``, ``group_size``, ``chains``, ``warmup``, ``draws``, ``rank_draws``, ``seed``,
+``out`` (folder; one parquet file per prior and form).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import runs  # noqa: F401  (XLA threads)
+import jax
+import numpy as np
+import pandas as pd
+from numpyro.infer import Predictive
+from omegaconf import OmegaConf
+
+import models
+from models import engine
+from runs import store
+
+CONF_PRIOR = Path(__file__).resolve().parent.parent / "conf" / "prior"
+FORMS = ("known_sigma", "sufficient")
+STAND_IN = {"flat": ("normal", {"loc": 0.0, "scale": 10.0})}  # spec -> (spec, hyper) to draw from
+DEFAULTS = {
+    "priors": "all", "forms": "known_sigma,sufficient", "replicates": "400", "n_groups": "8",
+    "group_size": "5", "chains": "4", "warmup": "500", "draws": "500", "rank_draws": "99",
+    "seed": "20261123", "out": "results/sbc",
+}
+
+
+def prior_config(name: str) -> dict:
+    """The prior's yaml (``conf/prior/<name>.yaml``) as a dict."""
+    path = CONF_PRIOR / f"{name}.yaml"
+    if not path.exists():
+        known = ", ".join(sorted(p.stem for p in CONF_PRIOR.glob("*.yaml")))
+        raise ValueError(f"unknown prior {name!r}; known priors: {known}")
+    return OmegaConf.to_container(OmegaConf.load(path))
+
+
+def drawing_priors() -> list[str]:
+    """Every prior in conf/prior whose spec makes draws (SBC needs a posterior sample)."""
+    names = sorted(p.stem for p in CONF_PRIOR.glob("*.yaml"))
+    return [n for n in names if engine.method(prior_config(n)["spec"]) == "nuts"]
+
+
+def template(form: str, n_groups: int, group_size: int) -> dict:
+    """The fixed part of a data set: known standard errors from 1 to 4 (a mix of groups that
+    are well and poorly measured), or the group sizes."""
+    if form == "known_sigma":
+        return {"se": np.linspace(1.0, 4.0, n_groups, dtype=np.float32)}
+    if form == "sufficient":
+        return {"n": np.full(n_groups, group_size, np.int32)}
+    raise ValueError(f"form={form!r}; allowed: {', '.join(FORMS)}")
+
+
+def draw(spec: str, hyper: dict, fixed: dict, key, replicates: int):
+    """(data, truth) of ``replicates`` data sets drawn from the spec's prior and likelihood."""
+    draw_spec, draw_hyper = spec, hyper
+    if spec in STAND_IN:
+        draw_spec, stand_in = STAND_IN[spec]
+        draw_hyper = {**stand_in, **{k: v for k, v in hyper.items() if k == "sigma_scale"}}
+    model = models.load(draw_spec).model
+    sample = Predictive(model, num_samples=replicates)(key, data=dict(fixed), **draw_hyper)
+    data = {k: np.broadcast_to(v, (replicates, *v.shape)) for k, v in fixed.items()}
+    for site in ("y", "ybar", "ss"):
+        if site in sample:
+            data[site] = np.asarray(sample[site], np.float32)
+    truth = {
+        site: np.asarray(sample[site], np.float32).reshape(replicates, -1)
+        for site in engine.ESTIMANDS
+        if site in sample
+    }
+    return data, truth
+
+
+def calibrate(prior: dict, form: str, *, replicates: int, n_groups: int, group_size: int,
+              inference: engine.Inference, rank_draws: int, seed: int,
+              fit_hyper: dict | None = None, fit_data=None) -> pd.DataFrame:
+    """One row per (replicate, estimand) with the rank of the true value; ``fit_hyper`` and
+    ``fit_data`` (a function of the data) let a test fit a deliberately wrong model."""
+    key_draw, key_fit = jax.random.split(jax.random.fold_in(jax.random.key(seed), FORMS.index(form)))
+    data, truth = draw(prior["spec"], prior["hyper"], template(form, n_groups, group_size),
+                       key_draw, replicates)
+    fit = engine.fit(
+        prior["spec"],
+        data if fit_data is None else fit_data(data),
+        jax.random.split(key_fit, replicates),
+        prior["hyper"] if fit_hyper is None else fit_hyper,
+        parameterization=prior["parameterization"],
+        inference=inference,
+        rank_against=truth,
+        rank_draws=rank_draws,
+    )
+    status = store.fit_status(fit)
+    frames = []
+    for site, ranks in fit.ranks.items():
+        n_par = ranks.shape[1]
+        frames.append(pd.DataFrame({
+            "prior": prior["name"], "spec": prior["spec"], "form": form,
+            "replicate": np.repeat(np.arange(replicates), n_par),
+            "param": site, "index": np.tile(np.arange(n_par), replicates),
+            "true_value": truth[site].ravel(), "rank": np.asarray(ranks).ravel(),
+            "rank_draws": rank_draws,
+            "n_divergent": np.repeat(fit.n_divergent, n_par),
+            "status": np.repeat(status, n_par),
+        }))
+    return pd.concat(frames, ignore_index=True)
+
+
+def main(argv=None) -> None:
+    args = dict(DEFAULTS)
+    for word in sys.argv[1:] if argv is None else argv:
+        key, sep, value = word.partition("=")
+        if not sep or key not in DEFAULTS:
+            raise SystemExit(f"argument {word!r} not understood; allowed: "
+                             + ", ".join(f"{k}=..." for k in DEFAULTS))
+        args[key] = value
+    ints = {k: _positive_int(k, args[k]) for k in DEFAULTS if k not in ("priors", "forms", "out")}
+    priors = drawing_priors() if args["priors"] == "all" else args["priors"].split(",")
+    forms = args["forms"].split(",")
+    for form in forms:
+        if form not in FORMS:
+            raise SystemExit(f"forms: {form!r} is not allowed; allowed: {', '.join(FORMS)}")
+    configs = []
+    for name in priors:
+        try:
+            configs.append(prior_config(name))
+        except ValueError as err:
+            raise SystemExit(f"priors: {err}") from None
+        if engine.method(configs[-1]["spec"]) != "nuts":
+            raise SystemExit(f"priors: {name!r} makes no draws; SBC needs a posterior sample")
+    inference = engine.Inference(chains=ints["chains"], warmup=ints["warmup"], draws=ints["draws"])
+    out = Path(args["out"])
+    for prior in configs:
+        for form in forms:
+            table = calibrate(prior, form, replicates=ints["replicates"],
+                              n_groups=ints["n_groups"], group_size=ints["group_size"],
+                              inference=inference, rank_draws=ints["rank_draws"], seed=ints["seed"])
+            path = out / f"{prior['name']}-{form}.parquet"
+            store.write_atomic(table, path)
+            flagged = table.groupby("replicate")["status"].first().ne("ok").mean()
+            print(f"{path}: {table['replicate'].nunique()} fits, {flagged:.1%} flagged", flush=True)
+
+
+def _positive_int(key: str, value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise SystemExit(f"{key}={value!r} is not allowed: a positive integer")
+    return int(value)
+
+
+if __name__ == "__main__":
+    main()
