@@ -7,10 +7,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SYNCED := $(VENV)/.synced
 STUDY ?= default
+WORKERS ?= 2
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: env study figures test test-slow test-all clean
+.PHONY: env study figures sbc test test-slow test-all clean
 
 env: $(SYNCED)
 
@@ -31,14 +32,20 @@ study: env
 figures: env
 	$(PY) -m analysis.figures results_dir=results/$(STUDY)
 
+# Simulation-based calibration of every spec that makes draws: rank tables, test, histograms.
+sbc: env
+	$(PY) -m runs.sbc out=results/sbc
+	$(PY) -m analysis.sbc results_dir=results/sbc
+
+# Tests run on WORKERS processes (pytest-xdist), one per core.
 test: env
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(WORKERS)
 
 test-slow: env
-	$(PY) -m pytest -m slow
+	$(PY) -m pytest -n $(WORKERS) -m slow
 
 test-all: env
-	$(PY) -m pytest -m "slow or not slow"
+	$(PY) -m pytest -n $(WORKERS) -m "slow or not slow"
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .pytest_cache

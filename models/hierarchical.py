@@ -2,7 +2,7 @@
 
     mu      ~ N(mu_loc, mu_scale^2)   or   p(mu) ∝ 1                  (``mu_family``)
     tau     ~ one of half-normal, half-Cauchy, half-t, uniform(0, A),
-              inverse-gamma(eps, eps) on tau^2                        (``tau_family``, models.priors)
+              inverse-gamma(eps, eps) on tau^2, or fixed              (``tau_family``, models.priors)
     theta_j ~ N(mu, tau^2),               j = 1..J
     sigma   ~ half-normal(0, sigma_scale)                             (unknown-sigma data only)
 
@@ -21,7 +21,7 @@ import numpyro.distributions as dist
 from numpyro.distributions import constraints
 
 from models.likelihood import n_groups, observe
-from models.priors import TAU_FAMILIES, tau_prior
+from models.priors import TAU_FAMILIES, sample_tau
 
 MU_FAMILIES = ("normal", "flat")
 CHOICES = {"tau_family": TAU_FAMILIES, "mu_family": MU_FAMILIES}  # allowed string values
@@ -32,7 +32,7 @@ def model(data, *, mu_family, mu_loc, mu_scale, tau_family, tau_scale, tau_df, s
         mu = numpyro.sample("mu", dist.ImproperUniform(constraints.real, (), ()))
     else:
         mu = numpyro.sample("mu", dist.Normal(mu_loc, mu_scale))
-    tau = numpyro.sample("tau", tau_prior(tau_family, tau_scale, tau_df))
+    tau = sample_tau(tau_family, tau_scale, tau_df)
     with numpyro.plate("groups", n_groups(data)):
         theta = numpyro.sample("theta", dist.Normal(mu, tau))
     observe(theta, data, sigma_scale)

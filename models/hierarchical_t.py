@@ -22,7 +22,7 @@ import numpyro.distributions as dist
 from models.likelihood import n_groups, observe
 
 THETA_SHAPE_PARAMS = ("df",)  # non-centering keeps the t's degrees of freedom
-from models.priors import TAU_FAMILIES, tau_prior
+from models.priors import TAU_FAMILIES, sample_tau
 
 CHOICES = {"tau_family": TAU_FAMILIES}
 POSITIVE = ("nu_shape", "nu_rate")
@@ -31,7 +31,7 @@ POSITIVE = ("nu_shape", "nu_rate")
 def model(data, *, mu_loc, mu_scale, tau_family, tau_scale, tau_df, nu_shape, nu_rate,
           sigma_scale):
     mu = numpyro.sample("mu", dist.Normal(mu_loc, mu_scale))
-    tau = numpyro.sample("tau", tau_prior(tau_family, tau_scale, tau_df))
+    tau = sample_tau(tau_family, tau_scale, tau_df)
     nu = numpyro.sample("nu", dist.Gamma(nu_shape, nu_rate))
     with numpyro.plate("groups", n_groups(data)):
         theta = numpyro.sample("theta", dist.StudentT(nu, mu, tau))
