@@ -55,7 +55,9 @@ def summarize(df: pd.DataFrame, param: str = "theta") -> pd.DataFrame:
     grouped = reps.groupby("config_hash")
     n = grouped.size().rename("n_replicates")
     mean = grouped.mean(numeric_only=True).drop(columns="replicate")
-    mcse = grouped.std(ddof=1, numeric_only=True).drop(columns="replicate").div(np.sqrt(n), axis=0)
+    # each measure's MCSE over the replicates that have it (a point estimate has no interval)
+    counts = grouped.count().drop(columns="replicate")
+    mcse = grouped.std(ddof=1, numeric_only=True).drop(columns="replicate") / np.sqrt(counts)
     out = pd.DataFrame(index=mean.index)
     out["n_replicates"] = n
     out["bias"], out["bias_mcse"] = mean["_bias"], mcse["_bias"]

@@ -5,7 +5,9 @@ data form) it tests, for mu, tau, sigma and theta_1 where the spec has them, tha
 true values among L = ``rank_draws`` posterior draws are uniform on 0..L: a chi-square test on
 ``BINS`` equal bins of the L + 1 possible ranks (Talts et al. 2018, §4). A spec passes when every
 one of its k tested ranks has p > alpha / k (Bonferroni), so a correct spec fails with probability
-at most alpha (default 0.001). It prints that table and writes ``<results_dir>/figures/sbc_ranks.png``:
+at most alpha (default 0.001). ``low_ess`` is the share of fits whose bulk ESS is below L: their
+thinned draws are autocorrelated, which bends a histogram by itself (Talts et al. thin by ESS).
+It prints that table and writes ``<results_dir>/figures/sbc_ranks.png``:
 one histogram per (prior and form, estimand), with the band that holds 99 % of the counts of one
 bin under uniformity.
 """
@@ -52,6 +54,9 @@ def check(table: pd.DataFrame, alpha: float = 1e-3) -> pd.DataFrame:
                 "replicates": len(sel), "pvalue": uniformity_pvalue(sel["rank"], int(sel["rank_draws"].iloc[0])),
                 "threshold": alpha / len(tested),
                 "flagged_fits": float(sel["status"].ne("ok").mean()),
+                # share of fits whose ESS is below the number of thinned draws ranked against:
+                # their ranks are autocorrelated, which can bend the histogram by itself
+                "low_ess": float((sel["ess_bulk"] < sel["rank_draws"]).mean()),
             })
     out = pd.DataFrame(rows)
     out["passes"] = out["pvalue"] > out["threshold"]

@@ -84,6 +84,7 @@ def fit(
     parameterization: str = "centered",
     inference: Inference = Inference(),
     memory_budget_bytes: float = 2e9,
+    max_batch: int | None = None,
     rank_against: dict | None = None,
     rank_draws: int = 99,
 ) -> FitSummary:
@@ -93,6 +94,10 @@ def fit(
     own key and data, not on which other data sets share the batch. Numeric ``hyper`` values are
     program inputs; strings and booleans select code and are compiled in. A closed-form spec
     (one that defines ``estimate``, see ``models.closed_form``) is computed directly, no keys used.
+
+    Replicates run in chunks that fit ``memory_budget_bytes`` and, if given, hold at most
+    ``max_batch`` data sets. Every chunk runs as long as its slowest chain (vmapped NUTS steps
+    all chains together), so smaller chunks pay less for one hard data set.
 
     ``rank_against`` ({site: (R, P) values}) asks for the rank of each value among ``rank_draws``
     posterior draws spread evenly over the kept draws of all chains (thinned, so that they are
@@ -115,6 +120,7 @@ def fit(
     latent = _latent_shapes(spec, static, parameterization, _first(data), dynamic)
     n_latent = sum(int(np.prod(shape)) for _, shape in latent)
     chunk = int(max(1, min(n_rep, memory_budget_bytes // bytes_per_replicate(n_latent, inference))))
+    chunk = chunk if max_batch is None else max(1, min(chunk, max_batch))
     pieces = []
     for start in range(0, n_rep, chunk):
         stop = min(start + chunk, n_rep)

@@ -25,6 +25,8 @@ THETA_SHAPE_PARAMS = ("df",)  # non-centering keeps the t's degrees of freedom
 from models.priors import TAU_FAMILIES, sample_tau
 
 CHOICES = {"tau_family": TAU_FAMILIES}
+# tau here is the scale of a t, whose sd is tau sqrt(nu / (nu - 2)): not a scenario's tau
+NOT_SCENARIO_ESTIMANDS = ("tau",)
 POSITIVE = ("nu_shape", "nu_rate")
 
 

@@ -22,6 +22,9 @@ import numpyro.distributions as dist
 
 from models.likelihood import n_groups, observe
 
+# tau here is the global scale, not the sd of theta that a scenario's tau is: no truth for it
+NOT_SCENARIO_ESTIMANDS = ("tau",)
+
 
 def model(data, *, mu_loc, mu_scale, tau_scale, sigma_scale):
     mu = numpyro.sample("mu", dist.Normal(mu_loc, mu_scale))

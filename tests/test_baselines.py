@@ -39,6 +39,22 @@ def test_no_pooling_wald_intervals_have_exact_coverage(form):
         _assert_coverage(_covered(out.sites["sigma"], truth["sigma"][:, None]), 0.9)
 
 
+def test_james_stein_mu_interval_is_an_exact_t_interval():
+    """Equal variances: ybar - mu ~ N(0, (V + tau^2) / J) independent of
+    S / (V + tau^2) ~ chi^2_{J-1}, so ybar ± t_{J-1} sqrt(S / (J (J - 1))) is exact, whatever tau."""
+    for tau in (0.25, 4.0):
+        data, truth = sim.simulate("normal_normal", 6, 4000, n_groups=5, group_size=4, tau=tau,
+                                   sigma=1.0, mu=0.0)
+        data = {"y": data["ybar"], "se": np.full_like(data["ybar"], 0.5)}
+        _assert_coverage(_covered(james_stein.estimate(data)["mu"], truth["mu"][:, None]), 0.9)
+
+
+def test_james_stein_with_three_groups_is_the_wald_interval():
+    data = {"y": np.array([[1.0, 2.0, 2.0]]), "se": np.array([[0.5, 1.0, 2.0]])}
+    out, wald = james_stein.estimate(data)["theta"], models.load("no_pooling_ml").estimate(data)["theta"]
+    np.testing.assert_allclose(out.quantiles, wald.quantiles)
+
+
 def test_james_stein_reproduces_efron_morris_1975():
     """Efron & Morris (1975), JASA 70, Table 1: 18 players' first 45 at-bats; grand mean .265,
     shrinking factor c = 1 - B = .212, Clemente's estimate .294 (three published digits: 5e-4)."""

@@ -11,6 +11,8 @@ density at the quantile). A chance failure per comparison is ~6e-7; there are ~3
 here, so a correct spec fails with probability ~2e-3, and the seed is fixed.
 """
 
+import warnings
+
 import jax
 import numpy as np
 import pytest
@@ -110,8 +112,8 @@ def test_spec_matches_quadrature(case):
 
 
 def test_reml_baseline_is_the_mode_of_the_restricted_likelihood():
-    """Empirical Bayes' REML tau (a fixed-point iteration) against the mode of p(tau | y) under
-    flat tau and mu found on the quadrature grid, on unbalanced data sets where it is > 0."""
+    """Empirical Bayes' REML tau (grid and golden section on the restricted log-likelihood)
+    against the mode of p(tau | y) under flat tau and mu, found on the quadrature's own grid."""
     rng = np.random.default_rng(3)
     se = rng.uniform(0.5, 3.0, (20, 10))
     y = rng.normal(rng.normal(0, 2.0, (20, 10)), se)
@@ -119,6 +121,16 @@ def test_reml_baseline_is_the_mode_of_the_restricted_likelihood():
     modes = np.array([quad.reml_tau(a, b) for a, b in zip(y, se)])
     assert (modes > 0).sum() >= 15
     np.testing.assert_allclose(tau, modes, rtol=1e-6, atol=1e-9)
+    # standard errors spanning a factor e^5 (where a fixed-point iteration crawls) and J = 3..5
+    for n_groups in (3, 4, 5):
+        var = np.exp(rng.uniform(-5, 5, (30, n_groups)))
+        y = rng.normal(0, np.sqrt(var + 1.0))
+        tau = np.sqrt(reml_tau2(y, var))[:, 0]
+        with warnings.catch_warnings():  # flat tau, J <= 4: no E[tau^2], but a mode
+            warnings.simplefilter("ignore", UserWarning)
+            modes = np.array([quad.reml_tau(a, np.sqrt(b)) for a, b in zip(y, var)])
+        # the reference calls a mode below 1e-6 min(se) zero
+        np.testing.assert_allclose(tau, modes, rtol=1e-5, atol=1e-6 * np.sqrt(var.min()))
     # the eight schools: the restricted likelihood is largest at tau = 0 (BDA3 §5.5)
     assert reml_tau2(Y8[None], SE8[None] ** 2)[0, 0] == 0.0 == quad.reml_tau(Y8, SE8)
 

@@ -73,6 +73,13 @@ def test_every_prior_is_fitted_on_the_same_truth(tmp_path):
     assert tables[0]["config_hash"].iloc[0] != tables[1]["config_hash"].iloc[0]
 
 
+def test_a_site_that_is_not_the_scenarios_parameter_gets_no_truth(tmp_path):
+    """The horseshoe's tau is a global scale, not the sd of theta the scenario's tau is."""
+    df = pd.read_parquet(job.run(compose_study(tmp_path, "prior=horseshoe")))
+    assert df.loc[df.param == "tau", "true_value"].isna().all()
+    assert df.loc[df.param == "mu", "true_value"].notna().all()
+
+
 def test_real_multirun_then_figures(tmp_path):
     """``python -m runs.study`` as a user runs it (joblib launcher, 2 workers, every prior spec
     through ``prior=glob(*)`` as in the default grid), then the figures."""
