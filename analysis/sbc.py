@@ -87,11 +87,12 @@ def draw(table: pd.DataFrame, path: Path) -> Path:
             ax.tick_params(labelsize=7)
     for ax in axes[-1]:
         ax.set_xlabel(f"rank bin (of {BINS})", fontsize=8)
-    fig.suptitle("SBC rank histograms; grey: 99 % band of one bin's count under uniformity",
-                 fontsize=9)
     fig.tight_layout()
+    height = fig.get_size_inches()[1]
+    fig.suptitle("SBC rank histograms; grey: 99 % band of one bin's count under uniformity",
+                 fontsize=9, y=1 + 0.25 / height)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return path
 
