@@ -54,3 +54,23 @@ def test_misscaled_prior_fails_the_same_test():
 @pytest.mark.parametrize("prior", sbc.drawing_priors())
 def test_every_spec_is_calibrated_large(prior, form):
     _assert_calibrated(sbc.calibrate(sbc.prior_config(prior), form, **SLOW))
+
+
+def test_uniformity_test_and_histograms(tmp_path):
+    """The chi-square p-value: ~1 for ranks spread exactly evenly, tiny for ranks piled at the
+    ends (a posterior too narrow); the figure is written."""
+    import numpy as np
+    import pandas as pd
+
+    from analysis.sbc import draw, uniformity_pvalue
+
+    even = np.arange(400) % 100
+    assert uniformity_pvalue(even, 99) > 0.999
+    piled = np.concatenate([np.zeros(100, int), np.full(100, 99), even[:200]])
+    assert uniformity_pvalue(piled, 99) < 1e-20
+    with pytest.raises(ValueError, match="not divisible"):
+        uniformity_pvalue(even, 100)
+    table = pd.DataFrame({"prior": "p", "form": "known_sigma", "param": "theta", "index": 0,
+                          "rank": even, "rank_draws": 99, "ess_bulk": 500.0, "status": "ok"})
+    assert check(table)["spec_passes"].all()
+    assert draw(table, tmp_path / "sbc.png").exists()
