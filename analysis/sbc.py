@@ -35,11 +35,14 @@ def uniformity_pvalue(ranks, rank_draws: int, bins: int = BINS) -> float:
 
     Needs (rank_draws + 1) divisible by ``bins`` so that every bin holds as many possible ranks.
     """
-    ranks = np.asarray(ranks)
     if (rank_draws + 1) % bins:
         raise ValueError(f"rank_draws + 1 = {rank_draws + 1} is not divisible by bins = {bins}")
-    counts = np.bincount(ranks * bins // (rank_draws + 1), minlength=bins)
-    return float(stats.chisquare(counts).pvalue)
+    return float(stats.chisquare(bin_counts(ranks, rank_draws, bins)).pvalue)
+
+
+def bin_counts(ranks, rank_draws: int, bins: int = BINS) -> np.ndarray:
+    """How many of ``ranks`` (0..rank_draws) fall in each of ``bins`` equal bins."""
+    return np.bincount(np.asarray(ranks) * bins // (rank_draws + 1), minlength=bins)
 
 
 def check(table: pd.DataFrame, alpha: float = 1e-3) -> pd.DataFrame:
@@ -77,8 +80,7 @@ def draw(table: pd.DataFrame, path: Path) -> Path:
             if sel.empty:
                 ax.set_axis_off()
                 continue
-            n_draws = int(sel["rank_draws"].iloc[0])
-            counts = np.bincount(sel["rank"].to_numpy() * BINS // (n_draws + 1), minlength=BINS)
+            counts = bin_counts(sel["rank"].to_numpy(), int(sel["rank_draws"].iloc[0]))
             lo, hi = stats.binom.ppf([0.005, 0.995], len(sel), 1 / BINS)
             ax.axhspan(lo, hi, color="0.85", zorder=0)
             ax.bar(np.arange(BINS), counts, width=0.9, color="C0")

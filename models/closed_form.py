@@ -34,9 +34,13 @@ def group_estimates(data: dict):
     """(estimate, its variance, degrees of freedom or None) per group; arrays (R, J)."""
     if "se" in data:
         return data["y"], data["se"] ** 2, None
-    df = (data["n"] - 1).sum(axis=-1, keepdims=True)
-    s2 = data["ss"].sum(axis=-1, keepdims=True) / df
-    return data["ybar"], s2 / data["n"], df
+    ss, df = _pooled(data)
+    return data["ybar"], ss / df / data["n"], df
+
+
+def _pooled(data: dict):
+    """(within-group sum of squares, its degrees of freedom N - J) per replicate; (R, 1) each."""
+    return data["ss"].sum(axis=-1, keepdims=True), (data["n"] - 1).sum(axis=-1, keepdims=True)
 
 
 def interval_site(point, sd, df=None) -> SiteSummary:
@@ -59,8 +63,7 @@ def sigma_site(data: dict) -> dict:
     sqrt(SS / chi2_{N-J}(1 - q)); nothing with known sigma_j."""
     if "se" in data:
         return {}
-    ss = data["ss"].sum(axis=-1, keepdims=True)
-    df = (data["n"] - 1).sum(axis=-1, keepdims=True)
+    ss, df = _pooled(data)
     q = np.asarray(QUANTILES)[None, :, None]
     quantiles = np.sqrt(ss[:, None, :] / stats.chi2.ppf(1 - q, df[:, None, :]))
     point = np.sqrt(ss / df)

@@ -20,10 +20,9 @@ import numpyro
 import numpyro.distributions as dist
 
 from models.likelihood import n_groups, observe
-
-THETA_SHAPE_PARAMS = ("df",)  # non-centering keeps the t's degrees of freedom
 from models.priors import TAU_FAMILIES, sample_tau
 
+THETA_SHAPE_PARAMS = ("df",)  # non-centering keeps the t's degrees of freedom
 CHOICES = {"tau_family": TAU_FAMILIES}
 # tau here is the scale of a t, whose sd is tau sqrt(nu / (nu - 2)): not a scenario's tau
 NOT_SCENARIO_ESTIMANDS = ("tau",)
