@@ -1,9 +1,14 @@
 """Generate: simulators of replicate data sets, one file per scenario.
 
-A scenario module ``sim/<name>.py`` defines ``simulate(key, n_replicates, **params)`` returning
-``(data, truth)``: two dicts of NumPy arrays whose leading axis is the replicate and whose second
-axis (where there is one) is the group. ``data`` holds sufficient statistics, so that what a model
-costs does not grow with the group size; ``truth`` holds the parameter values that generated it.
+A scenario module ``sim/<name>.py`` defines ``simulate(keys, **params)`` returning
+``(data, truth)``: two dicts of arrays whose leading axis is the replicate (one per key) and whose
+second axis (where there is one) is the group. ``data`` holds sufficient statistics, so that what a
+model costs does not grow with the group size; ``truth`` holds the parameter values that generated
+it. Its parameters, with their defaults, live in ``conf/scenario/<name>.yaml``; a parameter with a
+range other than "a finite number" says so in the module's ``CONSTRAINTS`` ({name: (what is
+allowed, predicate)}). Adding a scenario is adding those two files.
+
+``sim.datasets`` holds the real data sets, in the same data forms.
 
 Seeds follow the common-random-numbers rule: the data of replicate ``r`` of a cell depend only on
 the study seed, the scenario's name and parameters, and ``r`` — never on the prior being fitted,
@@ -26,7 +31,11 @@ import numpy as np
 
 def available() -> list[str]:
     """Names of the scenarios that ship with hierbench (one module each)."""
-    return sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
+    return sorted(
+        m.name
+        for m in pkgutil.iter_modules(__path__)
+        if not m.name.startswith("_") and not m.ispkg  # sim.datasets holds real data, not a scenario
+    )
 
 
 def load(name: str) -> ModuleType:
