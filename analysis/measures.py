@@ -42,7 +42,11 @@ def per_replicate(df: pd.DataFrame, param: str = "theta") -> pd.DataFrame:
             has_interval = rows[f"lower_{lv}"].notna() & rows[f"upper_{lv}"].notna()
             rows[f"_cover_{lv}"] = covered.astype(float).where(has_interval)
             rows[f"_width_{lv}"] = rows[f"upper_{lv}"] - rows[f"lower_{lv}"]
-    rows["_flagged"] = (rows["status"] != "ok").astype(float)
+    # a data set the spec could not fit (status skipped) has NaN estimates, so it drops out of
+    # every measure above; it is counted on its own, not as a flagged fit
+    skipped = rows["status"] == "skipped"
+    rows["_flagged"] = (rows["status"] != "ok").astype(float).mask(skipped)
+    rows["_skipped"] = skipped.astype(float)
     value_cols = [c for c in rows.columns if c.startswith("_")]
     return (
         rows.groupby(["config_hash", "replicate"], sort=True)[value_cols].mean().reset_index()
@@ -74,6 +78,7 @@ def summarize(df: pd.DataFrame, param: str = "theta") -> pd.DataFrame:
             out[f"width_{lv}_mcse"] = mcse[f"_width_{lv}"]
     out["flagged_rate"] = mean["_flagged"]
     out["flagged_rate_mcse"] = mcse["_flagged"]
+    out["skipped_rate"] = mean["_skipped"]
     id_cols = [c for c in identity_columns(df) if c != "config_hash"]
     ids = df.groupby("config_hash")[id_cols].first()
     out = ids.join(out).reset_index(drop=False)

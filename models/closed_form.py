@@ -10,7 +10,13 @@ interval ends are those of the spec's confidence (or empirical Bayes) intervals;
 The data's standard errors come from ``group_estimates``: with known sigma_j (``y``, ``se``) they
 are ``se``; with sufficient statistics (``ybar``, ``n``, ``ss``) sigma is estimated by the pooled
 within-group variance s^2 = sum_j ss_j / (N - J), the standard error of ybar_j is s / sqrt(n_j),
-and intervals use t quantiles with N - J degrees of freedom.
+and intervals use t quantiles with N - J degrees of freedom. With binomial counts (``successes``
+out of ``trials``) they work on the logit scale through the normal approximation to the empirical
+logit (Haldane's correction keeps it finite at 0 and all successes; Cox & Snell 1989, §2.1.6):
+
+    y_j = log((s_j + 1/2) / (n_j - s_j + 1/2)),   v_j = 1 / (s_j + 1/2) + 1 / (n_j - s_j + 1/2),
+
+and report ``p`` = logit^-1 of theta's estimate and interval ends (its sd by the delta method).
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ def fit(module, data: dict, hyper: dict) -> FitSummary:
     data = {k: np.asarray(v, np.float64) for k, v in data.items()}
     with np.errstate(divide="ignore", invalid="ignore"):
         sites = module.estimate(data, **hyper)
+    if "trials" in data and "theta" in sites:
+        sites["p"] = _inverse_logit(sites["theta"])
     n_rep = next(iter(sites.values())).mean.shape[0]
     zeros = np.zeros(n_rep, np.int64)
     return FitSummary(sites=sites, n_divergent=zeros, n_max_treedepth=zeros, n_leapfrog=zeros)
@@ -34,6 +42,9 @@ def group_estimates(data: dict):
     """(estimate, its variance, degrees of freedom or None) per group; arrays (R, J)."""
     if "se" in data:
         return data["y"], data["se"] ** 2, None
+    if "trials" in data:
+        s, n = data["successes"], data["trials"]
+        return np.log((s + 0.5) / (n - s + 0.5)), 1 / (s + 0.5) + 1 / (n - s + 0.5), None
     ss, df = _pooled(data)
     return data["ybar"], ss / df / data["n"], df
 
@@ -61,13 +72,18 @@ def point_site(point) -> SiteSummary:
 def sigma_site(data: dict) -> dict:
     """With sufficient statistics: sigma-hat = s and its exact chi-square interval
     sqrt(SS / chi2_{N-J}(1 - q)); nothing with known sigma_j."""
-    if "se" in data:
+    if "ss" not in data:
         return {}
     ss, df = _pooled(data)
     q = np.asarray(QUANTILES)[None, :, None]
     quantiles = np.sqrt(ss[:, None, :] / stats.chi2.ppf(1 - q, df[:, None, :]))
     point = np.sqrt(ss / df)
     return {"sigma": _site(point, point / np.sqrt(2 * df), quantiles)}
+
+
+def _inverse_logit(theta: SiteSummary) -> SiteSummary:
+    p = 1 / (1 + np.exp(-theta.mean))
+    return _site(p, p * (1 - p) * theta.sd, 1 / (1 + np.exp(-theta.quantiles)))
 
 
 def _site(mean, sd, quantiles) -> SiteSummary:

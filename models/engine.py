@@ -29,7 +29,7 @@ from numpyro.infer.util import constrain_fn, initialize_model, potential_energy
 import models
 from models import diagnostics
 
-RESULTS_VERSION = 1
+RESULTS_VERSION = 2
 """Part of every job's identity: bump it with any change to sim/ or models/ that changes what a
 fit returns, so old result files are recomputed rather than mixed with new ones."""
 
@@ -40,8 +40,9 @@ QUANTILES = tuple(sorted({q for lv in LEVELS for q in ((1 - lv) / 2, (1 + lv) / 
 """The posterior quantiles computed: both ends of every interval in LEVELS, and the median."""
 
 PARAMETERIZATIONS = ("centered", "noncentered")
-ESTIMANDS = ("theta", "mu", "tau", "sigma")
-"""Sites summarized when a spec has them, in this order."""
+ESTIMANDS = ("theta", "mu", "tau", "sigma", "p")
+"""Sites summarized when a spec has them, in this order (``p``: success probabilities, binomial
+data only)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,6 +74,7 @@ class FitSummary(NamedTuple):
     n_max_treedepth: np.ndarray  # (R,) post-warmup draws whose tree hit max_tree_depth
     n_leapfrog: np.ndarray  # (R,) leapfrog steps (gradient evaluations) after warmup, all chains
     ranks: dict | None = None  # site -> (R, P) ranks of reference values (``fit(rank_against=)``)
+    skipped: np.ndarray | None = None  # (R,) why a data set was not fitted ("" where it was)
 
 
 def fit(
@@ -102,7 +104,31 @@ def fit(
     ``rank_against`` ({site: (R, P) values}) asks for the rank of each value among ``rank_draws``
     posterior draws spread evenly over the kept draws of all chains (thinned, so that they are
     close to independent): the statistic of simulation-based calibration (Talts et al. 2018).
+
+    A spec that cannot be fitted on some data sets says why in ``unsupported(data)`` (one data
+    set; a reason, or None): those data sets are not fitted, their summaries are NaN and
+    ``FitSummary.skipped`` holds the reason.
     """
+    data = {k: np.asarray(v) for k, v in data.items()}
+    reasons = _unsupported(models.load(spec), data)
+    if reasons.any():
+        kept = np.flatnonzero(reasons == "")
+        if method(spec) == "nuts" and len(kept) == 0:
+            return _all_skipped(spec, data, hyper, parameterization, reasons)
+        if method(spec) == "nuts":
+            part = fit(
+                spec, {k: v[kept] for k, v in data.items()}, keys[jnp.asarray(kept)], hyper,
+                parameterization=parameterization, inference=inference,
+                memory_budget_bytes=memory_budget_bytes, max_batch=max_batch,
+                rank_against=None if rank_against is None
+                else {k: np.asarray(v)[kept] for k, v in rank_against.items()},
+                rank_draws=rank_draws,
+            )
+        else:  # cheap: compute on every data set and blank the skipped ones
+            from models import closed_form
+
+            part, kept = closed_form.fit(models.load(spec), data, hyper), np.arange(len(reasons))
+        return _scatter(part, kept, reasons)
     if method(spec) == "closed_form":
         from models import closed_form
 
@@ -111,7 +137,6 @@ def fit(
         raise ValueError(
             f"parameterization={parameterization!r}; allowed: {', '.join(PARAMETERIZATIONS)}"
         )
-    data = {k: np.asarray(v) for k, v in data.items()}
     n_rep = _n_replicates(data)
     static = tuple(sorted((k, v) for k, v in hyper.items() if isinstance(v, (str, bool))))
     dynamic = {
@@ -147,6 +172,68 @@ def fit(
         n_leapfrog=n_leapfrog,
         ranks=ranks,
     )
+
+
+def _unsupported(module, data) -> np.ndarray:
+    """(R,) reasons why the spec cannot fit each data set ("" where it can)."""
+    check = getattr(module, "unsupported", None)
+    n_rep = _n_replicates(data)
+    if check is None:
+        return np.full(n_rep, "", dtype=object)
+    return np.array(
+        [check({k: v[r] for k, v in data.items()}) or "" for r in range(n_rep)], dtype=object
+    )
+
+
+def _scatter(part: FitSummary, kept: np.ndarray, reasons: np.ndarray) -> FitSummary:
+    """A fit of the data sets ``kept``, spread over all of them; the others NaN and skipped."""
+    n_rep = len(reasons)
+
+    def spread(a, fill):
+        a = np.asarray(a)
+        out = np.full((n_rep, *a.shape[1:]), fill, dtype=np.result_type(a, type(fill)))
+        out[kept] = a[kept] if len(a) == n_rep else a
+        return out
+
+    skipped = reasons != ""
+    sites = {
+        name: SiteSummary(*(np.where(_expand(skipped, a), np.nan, spread(a, np.nan)) for a in s))
+        for name, s in part.sites.items()
+    }
+    return FitSummary(
+        sites=sites,
+        n_divergent=np.where(skipped, 0, spread(part.n_divergent, 0)),
+        n_max_treedepth=np.where(skipped, 0, spread(part.n_max_treedepth, 0)),
+        n_leapfrog=np.where(skipped, 0, spread(part.n_leapfrog, 0)),
+        ranks=None if part.ranks is None else {
+            k: np.where(_expand(skipped, v), np.nan, spread(v, np.nan)) for k, v in part.ranks.items()
+        },
+        skipped=reasons,
+    )
+
+
+def _expand(mask, a):
+    return mask.reshape(-1, *([1] * (np.ndim(a) - 1)))
+
+
+def _all_skipped(spec, data, hyper, parameterization, reasons) -> FitSummary:
+    """No data set can be fitted: NaN summaries of the sites the spec would report."""
+    static = tuple(sorted((k, v) for k, v in hyper.items() if isinstance(v, (str, bool))))
+    dynamic = {k: jnp.asarray(v, jnp.float32) for k, v in hyper.items() if k not in dict(static)}
+    kwargs = {"data": _first(data), **dynamic, **dict(static)}
+    info = initialize_model(
+        jax.random.key(0), build_model(spec, parameterization), model_kwargs=kwargs
+    )
+    n_rep = len(reasons)
+    sites = {}
+    for name in ESTIMANDS:
+        if name in info.model_trace:
+            size = int(np.prod(np.shape(info.model_trace[name]["value"])))
+            nan = np.full((n_rep, size), np.nan)
+            quantiles = np.full((n_rep, len(QUANTILES), size), np.nan)
+            sites[name] = SiteSummary(nan, nan, quantiles, nan, nan)
+    zeros = np.zeros(n_rep, np.int64)
+    return FitSummary(sites, zeros, zeros, zeros, None, reasons)
 
 
 def method(spec: str) -> str:

@@ -15,12 +15,20 @@ Two data forms (the batch contract between ``sim`` and ``models``):
 
       y_j | theta_j ~ N(theta_j, se_j^2).
 
+* binomial counts: ``successes`` out of ``trials``, theta_j on the logit scale,
+
+      successes_j | theta_j ~ Binomial(trials_j, p_j),   p_j = 1 / (1 + exp(-theta_j)),
+
+  and ``p`` is recorded as a deterministic site, so that every spec reports the success
+  probabilities too. ``sigma_scale`` is unused.
+
 An observed value given as ``None`` (``y``, or ``ybar`` and ``ss``) is drawn instead of
 conditioned on, so the same model serves prior predictive draws (simulation-based calibration).
 """
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpyro
 import numpyro.distributions as dist
@@ -28,7 +36,10 @@ import numpyro.distributions as dist
 
 def n_groups(data: dict) -> int:
     """J, the number of groups of one data set."""
-    return (data["se"] if "se" in data else data["n"]).shape[-1]
+    for key in ("se", "trials", "n"):
+        if key in data:
+            return data[key].shape[-1]
+    raise ValueError(f"data with keys {sorted(data)}: expected se, trials or n among them")
 
 
 def observe(theta, data: dict, sigma_scale: float) -> None:
@@ -36,6 +47,15 @@ def observe(theta, data: dict, sigma_scale: float) -> None:
     if "se" in data:
         with numpyro.plate("groups", n_groups(data)):
             numpyro.sample("y", dist.Normal(theta, data["se"]), obs=data.get("y"))
+        return
+    if "trials" in data:
+        with numpyro.plate("groups", n_groups(data)):
+            numpyro.deterministic("p", jax.nn.sigmoid(theta))
+            numpyro.sample(
+                "successes",
+                dist.Binomial(total_count=data["trials"], logits=theta),
+                obs=data.get("successes"),
+            )
         return
     sigma = numpyro.sample("sigma", dist.HalfNormal(sigma_scale))
     n = data["n"]

@@ -40,39 +40,64 @@ _INFERENCE_MINIMA = {  # key: (smallest allowed value, why if not obvious)
 
 
 def validate(cfg: DictConfig) -> None:
-    """Raise ConfigError on the first value of ``cfg`` that cannot be run."""
-    _require(cfg.scenario.name in sim.available(), "scenario", cfg.scenario.name,
-             f"one of {', '.join(sim.available())}")
-    _require(isinstance(cfg.prior.name, str) and cfg.prior.name.isidentifier(), "prior.name",
-             cfg.prior.name, "a name of letters, digits and underscores")
-    _require(cfg.prior.spec in models.available(), "prior.spec", cfg.prior.spec,
-             f"one of {', '.join(models.available())}")
-    sc = cfg.scenario
-    for key in ("tau", "sigma"):
-        if key in sc:
-            _require(_is_number(sc[key]) and sc[key] > 0, f"scenario.{key}", sc[key], "a number > 0")
-    if "mu" in sc:
-        _require(_is_number(sc.mu), "scenario.mu", sc.mu, "a finite number")
-    if "n_groups" in sc:
-        _require(isinstance(sc.n_groups, int) and sc.n_groups >= 2, "scenario.n_groups",
-                 sc.n_groups, "an integer >= 2")
-    if "group_size" in sc:
-        _require(isinstance(sc.group_size, int) and sc.group_size >= 1, "scenario.group_size",
-                 sc.group_size, "an integer >= 1")
-    spec = models.load(cfg.prior.spec)
-    allowed = getattr(spec, "PARAMETERIZATIONS", PARAMETERIZATIONS)
-    _require(cfg.prior.parameterization in allowed, "prior.parameterization",
-             cfg.prior.parameterization, f"one of {', '.join(allowed)} for spec {cfg.prior.spec}")
-    _validate_hyper(spec, cfg.prior.spec, cfg.prior.hyper)
+    """Raise ConfigError on the first value of ``cfg`` that cannot be run (a study job's config,
+    or ``runs.fit``'s, which has a dataset instead of a scenario and replicates)."""
+    if "scenario" in cfg:
+        _validate_scenario(cfg.scenario)
+    validate_prior(cfg.prior)
     inf = cfg.inference
     for key, (least, why) in _INFERENCE_MINIMA.items():
         _require(isinstance(inf[key], int) and inf[key] >= least, f"inference.{key}", inf[key],
                  f"an integer >= {least}{why}")
     _require(_is_number(inf.target_accept) and 0 < inf.target_accept < 1,
              "inference.target_accept", inf.target_accept, "a number in (0, 1)")
-    _require(isinstance(cfg.replicates, int) and cfg.replicates >= 1, "replicates",
-             cfg.replicates, "an integer >= 1")
+    if "replicates" in cfg:
+        _require(isinstance(cfg.replicates, int) and cfg.replicates >= 1, "replicates",
+                 cfg.replicates, "an integer >= 1")
     _require(isinstance(cfg.seed, int) and cfg.seed >= 0, "seed", cfg.seed, "an integer >= 0")
+
+
+def _validate_scenario(sc) -> None:
+    """The scenario exists; its parameters are those of its simulator, each finite, with the
+    common ones in range and the others as the simulator's ``CONSTRAINTS`` say."""
+    _require(sc.name in sim.available(), "scenario", sc.name, f"one of {', '.join(sim.available())}")
+    module = sim.load(sc.name)
+    wanted = {
+        name for name, p in inspect.signature(module.simulate).parameters.items()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY
+    }
+    given = {k for k in sc.keys() if k != "name"}
+    for key in sorted(given - wanted):
+        _require(False, f"scenario.{key}", sc[key],
+                 f"not a parameter of scenario {sc.name}; it takes {', '.join(sorted(wanted))}")
+    for key in sorted(wanted - given):
+        _require(False, f"scenario.{key}", None, f"scenario {sc.name} needs a value for it")
+    for key in sorted(given):
+        _require(_is_number(sc[key]), f"scenario.{key}", sc[key], "a finite number")
+    for key in ("tau", "sigma"):
+        if key in sc:
+            _require(sc[key] > 0, f"scenario.{key}", sc[key], "a number > 0")
+    if "n_groups" in sc:
+        _require(isinstance(sc.n_groups, int) and sc.n_groups >= 2, "scenario.n_groups",
+                 sc.n_groups, "an integer >= 2")
+    if "group_size" in sc:
+        _require(isinstance(sc.group_size, int) and sc.group_size >= 1, "scenario.group_size",
+                 sc.group_size, "an integer >= 1")
+    for key, (allowed, ok) in getattr(module, "CONSTRAINTS", {}).items():
+        _require(bool(ok(sc[key])), f"scenario.{key}", sc[key], allowed)
+
+
+def validate_prior(prior) -> None:
+    """The prior's name, spec, parameterization and hyperparameters."""
+    _require(isinstance(prior.name, str) and prior.name.isidentifier(), "prior.name",
+             prior.name, "a name of letters, digits and underscores")
+    _require(prior.spec in models.available(), "prior.spec", prior.spec,
+             f"one of {', '.join(models.available())}")
+    spec = models.load(prior.spec)
+    allowed = getattr(spec, "PARAMETERIZATIONS", PARAMETERIZATIONS)
+    _require(prior.parameterization in allowed, "prior.parameterization",
+             prior.parameterization, f"one of {', '.join(allowed)} for spec {prior.spec}")
+    _validate_hyper(spec, prior.spec, prior.hyper)
 
 
 def _validate_hyper(module, prior: str, hyper) -> None:

@@ -86,7 +86,13 @@ def run(cfg: DictConfig) -> Path:
     for k, v in store.provenance(chash, seconds).items():
         table[k] = v
     store.write_atomic(table, path)
-    n_bad = int((store.fit_status(fit) != "ok").sum())
+    status = store.fit_status(fit)
+    if (status == "skipped").any():
+        log.warning(
+            "%s skipped %d of %d data sets: %s", cfg.prior.name, (status == "skipped").sum(),
+            len(status), next(r for r in fit.skipped if r),
+        )
+    n_bad = int(((status != "ok") & (status != "skipped")).sum())
     log.info(
         "wrote %s: %d fits in %.1f s (%.3f s/fit), %d flagged (divergent, high R-hat or nonfinite)",
         path, cfg.replicates, seconds, seconds / cfg.replicates, n_bad,

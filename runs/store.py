@@ -6,12 +6,13 @@ Columns, in order (README, "Result files", documents each):
   ``prior_parameterization``, ``prior_<hyperparameter>`` for each of the spec's hyperparameters,
   the inference settings (``chains``, ``warmup``, ``draws``, ``target_accept``,
   ``max_tree_depth``), ``seed``, ``replicate``;
-* the estimand: ``param`` (theta, mu, tau, sigma), ``index`` (group j for theta, 0 otherwise),
+* the estimand: ``param`` (theta, mu, tau, sigma; p for binomial data), ``index`` (group j for theta, 0 otherwise),
   ``true_value``;
 * the posterior: ``posterior_mean``, ``posterior_sd``, ``posterior_median``, and ``lower_L`` /
   ``upper_L`` for the central L % interval, L in 50, 80, 90, 95;
 * diagnostics: ``rhat`` and ``ess_bulk`` (this estimand), ``n_divergent`` and
-  ``n_max_treedepth``, ``n_leapfrog`` (the whole fit), ``status`` (the fit: ok, divergent, high_rhat, nonfinite);
+  ``n_max_treedepth``, ``n_leapfrog`` (the whole fit), ``status`` (the fit: ok, divergent,
+  high_rhat, nonfinite, skipped) and ``skip_reason`` (why a data set was not fitted, else "");
 * provenance: ``config_hash``, ``code_version``, ``package_versions`` (JSON), ``created_at``
   (UTC), ``job_seconds``.
 
@@ -40,7 +41,8 @@ RHAT_LIMIT = 1.01
 
 
 def fit_status(fit: FitSummary) -> np.ndarray:
-    """One label per fit: nonfinite > divergent > high_rhat > ok (the first that applies)."""
+    """One label per fit: skipped > nonfinite > divergent > high_rhat > ok (the first that
+    applies); ``skipped`` is a data set the spec could not fit (``FitSummary.skipped`` says why)."""
     n_rep = fit.n_divergent.shape[0]
     finite = np.ones(n_rep, bool)
     worst_rhat = np.zeros(n_rep)
@@ -53,6 +55,8 @@ def fit_status(fit: FitSummary) -> np.ndarray:
     status[worst_rhat > RHAT_LIMIT] = "high_rhat"
     status[fit.n_divergent > 0] = "divergent"
     status[~finite] = "nonfinite"
+    if fit.skipped is not None:
+        status[fit.skipped != ""] = "skipped"
     return status
 
 
@@ -88,6 +92,9 @@ def rows(fit: FitSummary, truth: dict, replicates: np.ndarray, identity: dict) -
         cols["n_max_treedepth"] = np.repeat(fit.n_max_treedepth, n_par)
         cols["n_leapfrog"] = np.repeat(fit.n_leapfrog, n_par)
         cols["status"] = np.repeat(status, n_par)
+        cols["skip_reason"] = np.repeat(
+            np.full(n_rep, "", object) if fit.skipped is None else fit.skipped, n_par
+        )
         frames.append(pd.DataFrame(cols))
     body = pd.concat(frames, ignore_index=True).sort_values(
         ["replicate", "param", "index"], kind="stable", ignore_index=True
