@@ -90,10 +90,10 @@ def load(name: str) -> Dataset:
     return read_csv(HERE / f"{name}.csv", name=name)
 
 
-_FORMS = {  # value columns -> (data form, one row per group?)
-    ("successes", "trials"): "binomial",
-    ("y", "se"): "known_se",
-    ("y",): "gaussian",
+_FORMS = {  # data form -> (the columns that mark it, its value columns); the first form marked wins
+    "binomial": ({"successes", "trials"}, ("successes", "trials")),
+    "known_se": ({"se"}, ("y", "se")),
+    "gaussian": ({"y"}, ("y",)),
 }
 _HELP = "a CSV needs columns group,y (one row per observation), group,y,se or group,successes,trials"
 
@@ -111,15 +111,14 @@ def read_csv(path, *, name: str | None = None) -> Dataset:
     where = _line_numbers(path, len(table))
     if "group" not in table.columns:
         raise DataError(f"{path}: no column 'group'; {_HELP}")
-    form = next(
-        (f for cols, f in _FORMS.items() if cols[0] in table.columns), None
-    )
+    form = next((f for f, (mark, _) in _FORMS.items() if mark & set(table.columns)), None)
     if form is None:
         raise DataError(f"{path}: no column 'y' or 'successes'; {_HELP}")
-    needed = next(cols for cols, f in _FORMS.items() if f == form)
+    needed = _FORMS[form][1]
     for col in needed:
         if col not in table.columns:
-            raise DataError(f"{path}: column '{needed[0]}' needs a column '{col}' beside it; {_HELP}")
+            given = next(c for c in needed if c in table.columns)
+            raise DataError(f"{path}: column '{given}' needs a column '{col}' beside it; {_HELP}")
     if len(table) == 0:
         raise DataError(f"{path}: no rows of data")
     groups = table["group"].str.strip()
