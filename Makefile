@@ -11,7 +11,7 @@ WORKERS ?= 2
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: env study figures sbc test test-slow test-all clean
+.PHONY: env study figures scenarios sbc test test-slow test-all clean
 
 env: $(SYNCED)
 
@@ -31,6 +31,11 @@ study: env
 
 figures: env
 	$(PY) -m analysis.figures results_dir=results/$(STUDY)
+
+# Every scenario (heavy tails, sparse, bimodal, outlier, unbalanced, known sigma, binomial) x every prior.
+scenarios: env
+	$(PY) -m runs.study +experiment=scenarios
+	$(PY) -m analysis.figures results_dir=results/scenarios
 
 # Simulation-based calibration of every spec that makes draws: rank tables, test, histograms.
 sbc: env

@@ -39,11 +39,13 @@ def draw(results_dir, param: str = "theta") -> list[Path]:
     summary.to_parquet(results_dir / "analysis" / "summaries.parquet", index=False)
     table = _label_lines(summary[summary["param"] == param].copy(), identity_columns(df))
     swept = [a for a in SWEEP_AXES if a in table and table[a].nunique() > 1]
+    # several scenarios (an experiment over scenario=glob(*)) get a row of panels each
+    facets = ["scenario"] if table["scenario"].nunique() > 1 else []
     out_dir = results_dir / "figures"
     out_dir.mkdir(exist_ok=True)
     written = []
     for measure, x in itertools.product(MEASURES, swept):
-        fig = _facet(table, measure, x, [a for a in swept if a != x], param)
+        fig = _facet(table, measure, x, facets + [a for a in swept if a != x], param)
         path = out_dir / f"{param}_{measure}_vs_{x}.png"
         fig.savefig(path, dpi=120, bbox_inches="tight")
         plt.close(fig)
@@ -52,7 +54,7 @@ def draw(results_dir, param: str = "theta") -> list[Path]:
 
 
 NOT_SETTINGS = {"study", "config_hash", "code_version", "package_versions", "param",
-                "n_replicates", "prior", *SWEEP_AXES}
+                "n_replicates", "prior", "scenario", *SWEEP_AXES}
 
 
 def _label_lines(table, id_cols):
@@ -62,7 +64,8 @@ def _label_lines(table, id_cols):
     varying = [
         c for c in id_cols
         if c in table and c not in NOT_SETTINGS
-        and table.groupby("prior")[c].nunique().max() > 1  # varies within a spec
+        # varies within a spec and scenario (scenarios have parameters of their own)
+        and table.groupby(["prior", "scenario"])[c].nunique().max() > 1
     ]
     table["line"] = table["prior"].astype(str)
     for c in varying:  # a spec without this setting (a missing value) keeps its plain label
@@ -109,7 +112,8 @@ def _facet(table, measure, x, others, param):
         ax.set_xticks(sorted(table[x].unique()))
         ax.set_xticklabels([f"{v:g}" for v in sorted(table[x].unique())])
         title = ", ".join(
-            f"{k} = {v:g}" for k, v in ((row_key, rv), (col_key, cv)) if k is not None
+            f"{k} = {v:g}" if isinstance(v, (int, float)) else str(v)
+            for k, v in ((row_key, rv), (col_key, cv)) if k is not None
         )
         ax.set_title(title, fontsize=9)
         ax.grid(True, alpha=0.3)
@@ -117,8 +121,12 @@ def _facet(table, measure, x, others, param):
         ax.set_xlabel(style.LABELS.get(x, x))
     for ax in axes[:, 0]:
         ax.set_ylabel(style.LABELS.get(measure, measure).replace("θ", _greek(param)))
-    handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, title="prior spec", loc="center left", bbox_to_anchor=(1.0, 0.5))
+    legend = {}  # every line of every panel, in palette order
+    for ax in axes.ravel():
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(lab, h)
+    labels = [lab for lab in colours if lab in legend]
+    fig.legend([legend[lab] for lab in labels], labels, title="prior spec", loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.suptitle(
         f"{style.LABELS.get(measure, measure).replace(chr(10), ' ').split(' (')[0].replace('θ', _greek(param))}"
         f" against {x}; bars: ±2 Monte Carlo SE over {int(table['n_replicates'].min())}+ replicates",

@@ -30,6 +30,14 @@ BAD = [
     ("prior=normal_inv_chi2 prior.hyper.kappa0=-1", "prior.hyper.kappa0=-1"),
     ("prior=student_t prior.hyper.df=0", "prior.hyper.df=0"),
     ("prior=james_stein +prior.hyper.scale=1", "prior.hyper.scale=1"),
+    ("scenario=t_effects scenario.df=2", "scenario.df=2"),
+    ("scenario=sparse scenario.fraction=0", "scenario.fraction=0"),
+    ("scenario=bimodal scenario.separation=1", "scenario.separation=1"),
+    ("scenario=known_sigma scenario.se_ratio=0.5", "scenario.se_ratio=0.5"),
+    ("scenario=outlier scenario.shift=nan", "scenario.shift=nan"),
+    ("scenario=binomial +scenario.sigma=1", "scenario.sigma=1"),
+    ("scenario=t_effects ~scenario.df", "scenario.df=None"),
+    ("scenario.mu=abc", "scenario.mu='abc'"),
 ]
 
 
@@ -55,3 +63,9 @@ def test_flat_prior_cannot_be_noncentered(tmp_path):
                                          "one of centered for spec flat"):
         job.run(cfg)
     assert not any(tmp_path.rglob("*"))
+
+
+def test_unknown_scenario_lists_the_known_ones(tmp_path):
+    cfg = compose_study(tmp_path, "scenario.name=nope")
+    with pytest.raises(ConfigError, match="scenario='nope' is not allowed: one of bimodal, binomial"):
+        job.run(cfg)

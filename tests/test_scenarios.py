@@ -129,3 +129,41 @@ def test_every_scenario_ships_a_yaml_and_common_random_numbers_hold():
         b, _ = sim.simulate(name, 3, np.array([3, 4]), **params)
         for key in a:
             np.testing.assert_array_equal(a[key][3:], b[key])
+
+
+def test_readme_example_scenario_is_picked_up_with_no_other_change(tmp_path):
+    """The two files of README's "Adding a scenario", dropped into a copy of the project, run
+    with ``scenario=uniform_effects`` as they are: nothing else is edited."""
+    import os
+    import re
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import pandas as pd
+
+    root = Path(__file__).resolve().parent.parent
+    readme = (root / "README.md").read_text()
+    section = readme[readme.index("## Adding a scenario"):]
+    section = section[: section.index("\n## ", 1)]
+    python = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    yaml_text = re.search(r"```yaml\n(.*?)```", section, re.S).group(1)
+    copy = tmp_path / "project"
+    for folder in ("sim", "models", "runs", "conf"):
+        shutil.copytree(root / folder, copy / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    (copy / "sim" / "uniform_effects.py").write_text(python)
+    (copy / "conf" / "scenario" / "uniform_effects.yaml").write_text(yaml_text)
+    cmd = [sys.executable, "-m", "runs.study", "scenario=uniform_effects", "scenario.n_groups=50",
+           "scenario.group_size=3", "scenario.tau=2", "prior=no_pooling_ml", "replicates=4",
+           f"results_root={tmp_path / 'results'}", "compilation_cache=null"]
+    done = subprocess.run(cmd, cwd=copy, env={**os.environ, "PYTHONPATH": str(copy)},
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    [result] = (tmp_path / "results" / "default").glob("uniform_effects-*.parquet")
+    df = pd.read_parquet(result)
+    theta = df.loc[df.param == "theta", "true_value"].to_numpy()
+    assert len(theta) == 4 * 50 and set(df["scenario"]) == {"uniform_effects"}
+    half = np.sqrt(3.0) * 2.0  # every truth inside the support, and it is filled out
+    assert np.all(np.abs(theta) <= half + 1e-5) and np.abs(theta).max() > 0.8 * half
+    assert stats.kstest(theta, "uniform", args=(-half, 2 * half)).pvalue > ALPHA

@@ -22,7 +22,7 @@ DOCUMENTED = [
     "replicate", "param", "index", "true_value", "posterior_mean", "posterior_sd",
     "posterior_median", "lower_50", "upper_50", "lower_80", "upper_80", "lower_90", "upper_90",
     "lower_95", "upper_95", "rhat", "ess_bulk", "n_divergent", "n_max_treedepth", "n_leapfrog",
-    "status", "config_hash", "code_version", "package_versions", "created_at", "job_seconds",
+    "status", "skip_reason", "config_hash", "code_version", "package_versions", "created_at", "job_seconds",
 ]
 
 
