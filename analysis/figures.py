@@ -10,6 +10,7 @@ the other swept parameters. Files land in ``<results_dir>/figures/``; the measur
 from __future__ import annotations
 
 import itertools
+import numbers
 from pathlib import Path
 
 import matplotlib
@@ -32,21 +33,28 @@ def draw(results_dir, param: str = "theta") -> list[Path]:
     results_dir = Path(results_dir)
     df = read_results(results_dir)
     summary = pd.concat(
-        [summarize(df, p) for p in ("theta", "mu", "tau", "sigma") if (df["param"] == p).any()],
+        [summarize(df, p) for p in ("theta", "mu", "tau", "sigma", "p") if (df["param"] == p).any()],
         ignore_index=True,
     )
     (results_dir / "analysis").mkdir(exist_ok=True)
     summary.to_parquet(results_dir / "analysis" / "summaries.parquet", index=False)
     table = _label_lines(summary[summary["param"] == param].copy(), identity_columns(df))
     swept = [a for a in SWEEP_AXES if a in table and table[a].nunique() > 1]
-    # several scenarios (an experiment over scenario=glob(*)) get a row of panels each
-    facets = ["scenario"] if table["scenario"].nunique() > 1 else []
+    # several scenarios (an experiment over scenario=glob(*)) get a row of panels each where
+    # that leaves at most two facet axes, else a set of figures each
+    scenarios = sorted(table["scenario"].unique())
+    by_file = len(scenarios) > 1 and len(swept) > 2
+    facets = ["scenario"] if len(scenarios) > 1 and not by_file else []
     out_dir = results_dir / "figures"
     out_dir.mkdir(exist_ok=True)
     written = []
-    for measure, x in itertools.product(MEASURES, swept):
-        fig = _facet(table, measure, x, facets + [a for a in swept if a != x], param)
-        path = out_dir / f"{param}_{measure}_vs_{x}.png"
+    for scenario, measure, x in itertools.product(
+        scenarios if by_file else [None], MEASURES, swept
+    ):
+        part = table if scenario is None else table[table["scenario"] == scenario]
+        fig = _facet(part, measure, x, facets + [a for a in swept if a != x], param)
+        prefix = "" if scenario is None else f"{scenario}_"
+        path = out_dir / f"{prefix}{param}_{measure}_vs_{x}.png"
         fig.savefig(path, dpi=120, bbox_inches="tight")
         plt.close(fig)
         written.append(path)
@@ -68,6 +76,10 @@ def _label_lines(table, id_cols):
         and table.groupby(["prior", "scenario"])[c].nunique().max() > 1
     ]
     table["line"] = table["prior"].astype(str)
+    # a spec that could not fit some data sets (status skipped) is measured on the others only,
+    # which are not a random subset: its label says so
+    partial = table.groupby(["prior", "scenario"])["skipped_rate"].transform("max") > 0
+    table.loc[partial, "line"] = table.loc[partial, "line"] + style.PARTIAL
     for c in varying:  # a spec without this setting (a missing value) keeps its plain label
         has = table[c].notna()
         table.loc[has, "line"] = (
@@ -112,7 +124,7 @@ def _facet(table, measure, x, others, param):
         ax.set_xticks(sorted(table[x].unique()))
         ax.set_xticklabels([f"{v:g}" for v in sorted(table[x].unique())])
         title = ", ".join(
-            f"{k} = {v:g}" if isinstance(v, (int, float)) else str(v)
+            f"{k} = {v:g}" if isinstance(v, numbers.Number) else str(v)
             for k, v in ((row_key, rv), (col_key, cv)) if k is not None
         )
         ax.set_title(title, fontsize=9)

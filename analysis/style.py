@@ -24,14 +24,23 @@ LABELS = {
 }
 
 
+PARTIAL = " (fitted data sets only)"
+"""Suffix of a line whose spec skipped some data sets; it keeps the spec's colour."""
+
+
 def prior_order(names) -> list[str]:
-    known = [p for p in KNOWN_PRIORS if p in set(names)]
-    return known + sorted(set(names) - set(known))
+    names = set(names)
+    known = [q for p in KNOWN_PRIORS for q in (p, p + PARTIAL) if q in names]
+    return known + sorted(names - set(known))
 
 
 def palette(names) -> dict:
     """Fixed colours: a known spec keeps its colour whichever specs a study has."""
     colours = sns.color_palette("colorblind", 10) + sns.color_palette("dark", 10)
-    extra = [p for p in prior_order(names) if p not in KNOWN_PRIORS]
+    extra = [p for p in prior_order(names) if p.removesuffix(PARTIAL) not in KNOWN_PRIORS]
     index = {**KNOWN_PRIORS, **{p: 15 + i for i, p in enumerate(extra)}}
-    return {p: colours[index[p] % len(colours)] for p in prior_order(names)}
+    return {
+        p: colours[index[p.removesuffix(PARTIAL) if p.removesuffix(PARTIAL) in KNOWN_PRIORS else p]
+                   % len(colours)]
+        for p in prior_order(names)
+    }

@@ -40,6 +40,6 @@ def unsupported(data):
         return None
     return (
         f"improper posterior: a flat prior on the log-odds needs 0 < successes < trials, and "
-        f"{len(extreme)} group(s) have none or all (first: group {extreme[0]}, {s[extreme[0]]} of "
-        f"{n[extreme[0]]})"
+        f"{len(extreme)} group(s) have none or all (first: the group at index {extreme[0]}, "
+        f"{s[extreme[0]]} of {n[extreme[0]]})"
     )

@@ -1,6 +1,6 @@
 """The likelihood every prior spec shares: group data given the group effects ``theta``.
 
-Two data forms (the batch contract between ``sim`` and ``models``):
+Three data forms (the batch contract between ``sim`` and ``models``):
 
 * unknown sigma, Gaussian sufficient statistics per group: ``ybar`` (group mean), ``n`` (group
   size) and ``ss`` (within-group sum of squares). With sigma ~ half-normal(0, sigma_scale),
@@ -22,7 +22,7 @@ Two data forms (the batch contract between ``sim`` and ``models``):
   and ``p`` is recorded as a deterministic site, so that every spec reports the success
   probabilities too. ``sigma_scale`` is unused.
 
-An observed value given as ``None`` (``y``, or ``ybar`` and ``ss``) is drawn instead of
+An observed value given as ``None`` (``y``, ``ybar`` and ``ss``, or ``successes``) is drawn instead of
 conditioned on, so the same model serves prior predictive draws (simulation-based calibration).
 """
 

@@ -152,11 +152,12 @@ def squared_errors(table: pd.DataFrame) -> dict:
 def compare(tables: list[pd.DataFrame], ds: datasets.Dataset) -> tuple[pd.DataFrame, str]:
     """Side by side: one column of posterior means per prior, and the raw estimates and the
     truth where there are, then the total squared errors and each fit's status."""
+    tables = [t.assign(label=label) for t, label in zip(tables, _labels(tables))]
     long = pd.concat(tables, ignore_index=True)
     key = ["param", "group", "index"]
     order = pd.MultiIndex.from_frame(long.drop_duplicates(key)[key])
-    priors = list(dict.fromkeys(long["prior"]))
-    wide = long.pivot(index=key, columns="prior", values="posterior_mean").reindex(order)[priors]
+    priors = list(dict.fromkeys(long["label"]))
+    wide = long.pivot(index=key, columns="label", values="posterior_mean").reindex(order)[priors]
     family = wide.index.get_level_values("param")
     extra = {}
     raw_family, raw = raw_estimates(ds)
@@ -174,11 +175,29 @@ def compare(tables: list[pd.DataFrame], ds: datasets.Dataset) -> tuple[pd.DataFr
                 sse = (wide[sel].drop(columns="truth").sub(wide.loc[sel, "truth"], axis=0)) ** 2
                 sse = sse.sum(min_count=1).dropna()
                 lines.append(f"  {param}: " + ", ".join(f"{k} {v:.4g}" for k, v in sse.items()))
-    status = long.drop_duplicates("prior").set_index("prior")
+    status = long.drop_duplicates("label").set_index("label")
     lines.append("fits: " + ", ".join(
         f"{p} {status.loc[p, 'status']} ({status.loc[p, 'n_divergent']} divergent)" for p in priors
     ))
     return long, "\n".join(lines)
+
+
+def _labels(tables: list[pd.DataFrame]) -> list[str]:
+    """Each fit's column name: its prior's name, with the settings that tell apart fits of the
+    same prior name (``-m prior=hierarchical prior.hyper.tau_family=half_normal,half_cauchy``)."""
+    firsts = [t.iloc[0] for t in tables]
+    labels = []
+    for row in firsts:
+        same = [r for r in firsts if r["prior"] == row["prior"]]
+        settings = [c for c in row.index if c.startswith("prior_") or c in SETTINGS]
+        varying = [c for c in settings if len({str(r.get(c)) for r in same}) > 1]
+        labels.append(", ".join(
+            [row["prior"], *(f"{c.removeprefix('prior_')}={row[c]}" for c in varying)]
+        ))
+    return labels
+
+
+SETTINGS = ("chains", "warmup", "draws", "target_accept", "max_tree_depth", "seed")
 
 
 def raw_estimates(ds: datasets.Dataset):
@@ -196,14 +215,23 @@ class CompareCallback(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         sweep = Path(config.hydra.sweep.dir)
         pointers = sorted(sweep.glob("*/result_path.txt"), key=lambda p: int(p.parent.name))
-        tables = [pd.read_parquet(p.read_text().strip()) for p in pointers]
-        if not tables:
+        jobs = [(p.parent, pd.read_parquet(p.read_text().strip())) for p in pointers]
+        if not jobs:
             return
-        ds = datasets.load(config.dataset)
-        long, text = compare(tables, ds)
+        # one comparison per data set (``dataset=a,b`` sweeps several)
+        by_dataset: dict = {}
+        for folder, table in jobs:
+            job_cfg = OmegaConf.load(folder / ".hydra" / "config.yaml")
+            by_dataset.setdefault(str(job_cfg.dataset), []).append(table)
+        frames = []
+        for dataset, tables in by_dataset.items():
+            ds = datasets.load(dataset)
+            long, text = compare(tables, ds)
+            frames.append(long)
+            print(f"\n{ds.name}: {len(tables)} priors side by side (posterior means)\n{text}")
         out = sweep / "comparison.parquet"
-        store.write_atomic(long, out)
-        print(f"\n{ds.name}: {len(tables)} priors side by side (posterior means)\n{text}\nwritten: {out}")
+        store.write_atomic(pd.concat(frames, ignore_index=True), out)
+        print(f"written: {out}")
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="fit")

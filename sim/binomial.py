@@ -4,7 +4,7 @@
     successes_j ~ Binomial(group_size, p_j),   p_j = 1 / (1 + exp(-theta_j))
 
 ``mu`` and ``tau`` are on the logit scale: mu = -1 is a typical rate of 0.27, and tau = 0.25, 1, 4
-give rates within a group of roughly ±6 %, ±20 %, and nearly all of (0, 1). The true values include
+spread the groups' rates by roughly ±5 %, ±20 % (one sd either side) and over nearly all of (0, 1). The true values include
 ``p`` (the success probabilities) next to ``theta``. With small ``group_size`` some groups have 0
 or all successes, where a flat prior on theta has no proper posterior (``models/flat.py`` skips
 those data sets, with the reason in the rows).

@@ -180,10 +180,11 @@ def _group_order(groups: pd.Series, path: Path) -> list:
     codes = pd.to_numeric(pd.Series(labels), errors="coerce")
     if codes.notna().all() and (codes == codes.round()).all():
         ints = codes.astype(int)
-        missing = sorted(set(range(ints.min(), ints.max() + 1)) - set(ints))
-        if missing:
+        if ints.max() - ints.min() + 1 != len(ints):  # distinct codes with a gap somewhere
+            present = np.sort(ints.to_numpy())
+            first_gap = present[np.flatnonzero(np.diff(present) > 1)[0]] + 1
             raise DataError(
-                f"{path}: group {missing[0]} has no rows (integer group codes run "
+                f"{path}: group {first_gap} has no rows (integer group codes run "
                 f"{ints.min()} to {ints.max()} with gaps; use text labels if the codes are not a range)"
             )
         labels = [labels[i] for i in np.argsort(ints.to_numpy(), kind="stable")]
