@@ -144,7 +144,7 @@ def _facet(table, measure, x, others, param):
         f" against {x}; bars: ±2 Monte Carlo SE over {int(table['n_replicates'].min())}+ replicates",
         fontsize=10,
     )
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))  # room for the title
     return fig
 
 
