@@ -69,16 +69,18 @@ def _label_lines(table, id_cols):
     """One line per prior spec, or per (spec, setting) where a study varies more than the swept
     scenario axes (a hyperparameter, the parameterization, sigma, inference settings...): the
     label names each setting that varies, so no two jobs are ever drawn as one line."""
+    within = ["prior", "scenario"] if "scenario" in table else ["prior"]
     varying = [
         c for c in id_cols
         if c in table and c not in NOT_SETTINGS
         # varies within a spec and scenario (scenarios have parameters of their own)
-        and table.groupby(["prior", "scenario"])[c].nunique().max() > 1
+        and table.groupby(within)[c].nunique().max() > 1
     ]
     table["line"] = table["prior"].astype(str)
     # a spec that could not fit some data sets (status skipped) is measured on the others only,
     # which are not a random subset: its label says so
-    partial = table.groupby(["prior", "scenario"])["skipped_rate"].transform("max") > 0
+    skipped = table["skipped_rate"] if "skipped_rate" in table else pd.Series(0.0, table.index)
+    partial = skipped.groupby([table[c] for c in within]).transform("max") > 0
     table.loc[partial, "line"] = table.loc[partial, "line"] + style.PARTIAL
     for c in varying:  # a spec without this setting (a missing value) keeps its plain label
         has = table[c].notna()
