@@ -138,10 +138,7 @@ def fit(
             f"parameterization={parameterization!r}; allowed: {', '.join(PARAMETERIZATIONS)}"
         )
     n_rep = _n_replicates(data)
-    static = tuple(sorted((k, v) for k, v in hyper.items() if isinstance(v, (str, bool))))
-    dynamic = {
-        k: jnp.asarray(v, jnp.float32) for k, v in hyper.items() if not isinstance(v, (str, bool))
-    }
+    static, dynamic = _split_hyper(hyper)
     latent = _latent_shapes(spec, static, parameterization, _first(data), dynamic)
     n_latent = sum(int(np.prod(shape)) for _, shape in latent)
     chunk = int(max(1, min(n_rep, memory_budget_bytes // bytes_per_replicate(n_latent, inference))))
@@ -216,10 +213,19 @@ def _expand(mask, a):
     return mask.reshape(-1, *([1] * (np.ndim(a) - 1)))
 
 
+def _split_hyper(hyper: dict):
+    """(static, dynamic): strings and booleans select code and are compiled in; numbers are
+    program inputs, so every value reuses the compiled program."""
+    static = tuple(sorted((k, v) for k, v in hyper.items() if isinstance(v, (str, bool))))
+    dynamic = {
+        k: jnp.asarray(v, jnp.float32) for k, v in hyper.items() if not isinstance(v, (str, bool))
+    }
+    return static, dynamic
+
+
 def _all_skipped(spec, data, hyper, parameterization, reasons) -> FitSummary:
     """No data set can be fitted: NaN summaries of the sites the spec would report."""
-    static = tuple(sorted((k, v) for k, v in hyper.items() if isinstance(v, (str, bool))))
-    dynamic = {k: jnp.asarray(v, jnp.float32) for k, v in hyper.items() if k not in dict(static)}
+    static, dynamic = _split_hyper(hyper)
     kwargs = {"data": _first(data), **dynamic, **dict(static)}
     info = initialize_model(
         jax.random.key(0), build_model(spec, parameterization), model_kwargs=kwargs
