@@ -11,7 +11,7 @@ WORKERS ?= 2
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: env study figures scenarios sbc test test-slow test-all clean
+.PHONY: env study figures report scenarios sbc paper paper-efron-morris paper-rat-tumors test test-slow test-all clean
 
 env: $(SYNCED)
 
@@ -25,17 +25,34 @@ $(SYNCED): pyproject.toml uv.lock | $(UV)
 	$(UV) sync --frozen --python $(PYTHON)
 	@touch $@
 
+# The study, then its figures and report.html (analysis.report draws the figures it embeds).
 study: env
 	$(PY) -m runs.study study=$(STUDY)
-	$(PY) -m analysis.figures results_dir=results/$(STUDY)
+	$(PY) -m analysis.report results_dir=results/$(STUDY)
 
 figures: env
 	$(PY) -m analysis.figures results_dir=results/$(STUDY)
 
+report: env
+	$(PY) -m analysis.report results_dir=results/$(STUDY)
+
 # Every scenario (heavy tails, sparse, bimodal, outlier, unbalanced, known sigma, binomial) x every prior.
 scenarios: env
 	$(PY) -m runs.study +experiment=scenarios
-	$(PY) -m analysis.figures results_dir=results/scenarios
+	$(PY) -m analysis.report results_dir=results/scenarios
+
+# Published figures reproduced (README, "Paper figures"); each PNG lands beside its data in results/paper/.
+paper: paper-efron-morris paper-rat-tumors
+
+# Efron & Morris (1975): every prior on the 18 players' first 45 at-bats; shrinkage figure and TSE table.
+paper-efron-morris: env
+	$(PY) -m runs.fit -m +experiment=efron_morris
+	$(PY) -m analysis.paper.efron_morris results_dir=results/paper/efron_morris
+
+# BDA3 Figure 5.4: 71 rat-tumour rates, observed against posterior means with 95 % intervals.
+paper-rat-tumors: env
+	$(PY) -m runs.fit -m +experiment=rat_tumors
+	$(PY) -m analysis.paper.rat_tumors results_dir=results/paper/rat_tumors
 
 # Simulation-based calibration of every spec that makes draws: rank tables, test, histograms.
 sbc: env

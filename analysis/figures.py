@@ -1,10 +1,20 @@
 """``python -m analysis.figures results_dir=results/<study>``: the study's figures, as PNG files.
 
-For the group effects theta, each of RMSE, coverage of the 90 % intervals and mean posterior
-variance is drawn against each swept scenario parameter (n_groups, group_size, tau), one line per
-prior spec with error bars of ±2 Monte Carlo standard errors, and one panel per combination of
-the other swept parameters. Files land in ``<results_dir>/figures/``; the measures behind them in
-``<results_dir>/analysis/summaries.parquet``.
+For the group effects theta (``param=`` picks another family), against each swept scenario
+parameter (n_groups, group_size, tau), one line per prior spec with error bars of ±2 Monte Carlo
+standard errors and one panel per combination of the other swept parameters:
+
+* ``rmse``: RMSE (log scale);
+* ``rmse_ratio``: RMSE over the reference spec's (``reference=``, default flat) in the same cell,
+  with the MCSE of the paired ratio (log scale);
+* ``coverage_90``: coverage of the 90 % intervals, with the nominal level;
+* ``posterior_variance``: mean posterior variance (log scale);
+* ``divergent_rate``: share of fits with a divergent transition (specs that make draws).
+
+And ``<param>_coverage_curves.png``: actual minus nominal coverage of central intervals at levels
+2 %, 4 %, ..., 98 %, a panel per cell, with ±2 MCSE bands. Files land in
+``<results_dir>/figures/``; the measures behind them in ``<results_dir>/analysis/summaries.parquet``
+(one row per job and estimand family) and ``coverage_curves.parquet``.
 """
 
 from __future__ import annotations
@@ -17,28 +27,39 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib import ticker  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from analysis import cli, style  # noqa: E402
+from analysis import cli, measures, style  # noqa: E402
 from analysis.load import identity_columns, read_results  # noqa: E402
-from analysis.measures import summarize  # noqa: E402
 
 SWEEP_AXES = ("n_groups", "group_size", "tau")
-MEASURES = ("rmse", "coverage_90", "posterior_variance")
-LOG_AXES = {"n_groups", "group_size", "tau"}  # swept geometrically; measures stay linear
+MEASURES = ("rmse", "rmse_ratio", "coverage_90", "posterior_variance", "divergent_rate")
+LOG_AXES = {"n_groups", "group_size", "tau"}  # swept geometrically
+LOG_MEASURES = {"rmse", "rmse_ratio", "posterior_variance"}  # spans decades across specs
+FAMILIES = ("theta", "mu", "tau", "sigma", "p")
 
 
-def draw(results_dir, param: str = "theta") -> list[Path]:
-    """Write the figures and ``summaries.parquet`` for ``results_dir``; return the PNG paths."""
+def summaries(results_dir, reference: str = measures.REFERENCE):
+    """(summaries, coverage curves) of every estimand family in ``results_dir``, also written to
+    ``<results_dir>/analysis/`` as parquet files."""
     results_dir = Path(results_dir)
     df = read_results(results_dir)
-    summary = pd.concat(
-        [summarize(df, p) for p in ("theta", "mu", "tau", "sigma", "p") if (df["param"] == p).any()],
-        ignore_index=True,
-    )
+    present = [p for p in FAMILIES if (df["param"] == p).any()]
+    summary = pd.concat([measures.summarize(df, p, reference) for p in present], ignore_index=True)
+    curves = pd.concat([measures.coverage_curves(df, p) for p in present], ignore_index=True)
     (results_dir / "analysis").mkdir(exist_ok=True)
     summary.to_parquet(results_dir / "analysis" / "summaries.parquet", index=False)
-    table = _label_lines(summary[summary["param"] == param].copy(), identity_columns(df))
+    curves.to_parquet(results_dir / "analysis" / "coverage_curves.parquet", index=False)
+    return df, summary, curves
+
+
+def draw(results_dir, param: str = "theta", reference: str = measures.REFERENCE) -> list[Path]:
+    """Write the figures and the summaries of ``results_dir``; return the PNG paths."""
+    results_dir = Path(results_dir)
+    df, summary, curves = summaries(results_dir, reference)
+    id_cols = identity_columns(df)
+    table = _label_lines(summary[summary["param"] == param].copy(), id_cols)
     swept = [a for a in SWEEP_AXES if a in table and table[a].nunique() > 1]
     # several scenarios (an experiment over scenario=glob(*)) get a row of panels each where
     # that leaves at most two facet axes, else a set of figures each
@@ -52,9 +73,20 @@ def draw(results_dir, param: str = "theta") -> list[Path]:
         scenarios if by_file else [None], MEASURES, swept
     ):
         part = table if scenario is None else table[table["scenario"] == scenario]
-        fig = _facet(part, measure, x, facets + [a for a in swept if a != x], param)
+        part = part[part[measure].notna()] if measure in part else part.iloc[:0]
+        if part.empty:  # no spec has it (divergences of closed-form specs, no reference fit)
+            continue
+        fig = _facet(part, measure, x, facets + [a for a in swept if a != x], param, reference)
         prefix = "" if scenario is None else f"{scenario}_"
         path = out_dir / f"{prefix}{param}_{measure}_vs_{x}.png"
+        fig.savefig(path, dpi=120, bbox_inches="tight")
+        plt.close(fig)
+        written.append(path)
+    if not curves.empty and (curves["param"] == param).any():
+        lines = _label_lines(curves[curves["param"] == param].copy(), id_cols)
+        cells = (["scenario"] if len(scenarios) > 1 else []) + swept
+        path = out_dir / f"{param}_coverage_curves.png"
+        fig = _curves(lines, cells, param)
         fig.savefig(path, dpi=120, bbox_inches="tight")
         plt.close(fig)
         written.append(path)
@@ -62,7 +94,7 @@ def draw(results_dir, param: str = "theta") -> list[Path]:
 
 
 NOT_SETTINGS = {"study", "config_hash", "code_version", "package_versions", "param",
-                "n_replicates", "prior", "scenario", *SWEEP_AXES}
+                "n_replicates", "prior", "scenario", "reference", "level", *SWEEP_AXES}
 
 
 def _label_lines(table, id_cols):
@@ -90,7 +122,7 @@ def _label_lines(table, id_cols):
     return table
 
 
-def _facet(table, measure, x, others, param):
+def _facet(table, measure, x, others, param, reference=measures.REFERENCE):
     """A grid of panels (rows, cols = the other swept parameters), one line per prior spec."""
     row_key, col_key = (others + [None, None])[:2]
     if table.duplicated(["line", x, *[k for k in (row_key, col_key) if k]]).any():
@@ -101,7 +133,8 @@ def _facet(table, measure, x, others, param):
     colours = style.palette(table["line"].unique())
     fig, axes = plt.subplots(
         len(rows), len(cols), figsize=(3.2 * len(cols) + 1.6, 2.6 * len(rows) + 0.6),
-        sharex=True, sharey=measure.startswith("coverage_"), squeeze=False,
+        sharex=True, sharey=measure.startswith("coverage_") or measure == "divergent_rate",
+        squeeze=False,
     )
     for (i, rv), (j, cv) in itertools.product(enumerate(rows), enumerate(cols)):
         ax = axes[i, j]
@@ -120,6 +153,15 @@ def _facet(table, measure, x, others, param):
             )
         if measure.startswith("coverage_"):
             ax.axhline(int(measure.split("_")[1]) / 100, color="0.3", linestyle="--", linewidth=1)
+        if measure == "rmse_ratio":
+            ax.axhline(1.0, color="0.3", linestyle="--", linewidth=1)
+        if measure == "divergent_rate":
+            ax.set_ylim(-0.03, 1.03)
+        if measure in LOG_MEASURES:
+            ax.set_yscale("log")
+            ax.yaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+            ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.yaxis.set_minor_formatter(ticker.NullFormatter())
         if x in LOG_AXES:
             ax.set_xscale("log")
             ax.minorticks_off()
@@ -134,7 +176,10 @@ def _facet(table, measure, x, others, param):
     for ax in axes[-1, :]:
         ax.set_xlabel(style.LABELS.get(x, x))
     for ax in axes[:, 0]:
-        ax.set_ylabel(style.LABELS.get(measure, measure).replace("θ", _greek(param)))
+        ax.set_ylabel(
+            style.LABELS.get(measure, measure).replace("θ", _greek(param))
+            .replace("REFERENCE", reference)
+        )
     legend = {}  # every line of every panel, in palette order
     for ax in axes.ravel():
         for h, lab in zip(*ax.get_legend_handles_labels()):
@@ -142,11 +187,69 @@ def _facet(table, measure, x, others, param):
     labels = [lab for lab in colours if lab in legend]
     fig.legend([legend[lab] for lab in labels], labels, title="prior spec", loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.suptitle(
-        f"{style.LABELS.get(measure, measure).replace(chr(10), ' ').split(' (')[0].replace('θ', _greek(param))}"
+        f"{style.LABELS.get(measure, measure).replace(chr(10), ' ').split(' (')[0].replace('θ', _greek(param)).replace('REFERENCE', reference)}"
         f" against {x}; bars: ±2 Monte Carlo SE over {int(table['n_replicates'].min())}+ replicates",
         fontsize=10,
     )
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))  # room for the title
+    return fig
+
+
+def _curves(table, cells, param):
+    """Actual minus nominal coverage against the nominal level, a panel per cell (rows: all but
+    the last cell axis, columns: the last), a line per spec with a ±2 MCSE band."""
+    col_key = cells[-1] if cells else None
+    row_keys = cells[:-1]
+    rows = (
+        sorted(table[row_keys].drop_duplicates().itertuples(index=False, name=None))
+        if row_keys else [None]
+    )
+    cols = sorted(table[col_key].unique()) if col_key else [None]
+    colours = style.palette(table["line"].unique())
+    fig, axes = plt.subplots(
+        len(rows), len(cols), figsize=(3.2 * len(cols) + 1.6, 2.4 * len(rows) + 0.6),
+        sharex=True, sharey=True, squeeze=False,
+    )
+    for (i, rv), (j, cv) in itertools.product(enumerate(rows), enumerate(cols)):
+        ax = axes[i, j]
+        panel = table
+        for k, v in zip(row_keys, rv or ()):
+            panel = panel[panel[k] == v]
+        if col_key:
+            panel = panel[panel[col_key] == cv]
+        for label, colour in colours.items():
+            line = panel[panel["line"] == label].sort_values("level")
+            if line.empty:
+                continue
+            gap = line["coverage"] - line["level"]
+            ax.plot(line["level"], gap, color=colour, linewidth=1.5, label=label)
+            ax.fill_between(
+                line["level"], gap - 2 * line["coverage_mcse"], gap + 2 * line["coverage_mcse"],
+                color=colour, alpha=0.12, linewidth=0,
+            )
+        ax.axhline(0.0, color="0.3", linestyle="--", linewidth=1)
+        ax.grid(True, alpha=0.3)
+        keys = [*row_keys, *([col_key] if col_key else [])]
+        values = [*(rv or ()), *([cv] if col_key else [])]
+        ax.set_title(", ".join(
+            f"{k} = {v:g}" if isinstance(v, numbers.Number) else str(v) for k, v in zip(keys, values)
+        ), fontsize=9)
+    for ax in axes[-1, :]:
+        ax.set_xlabel("nominal level of the central interval")
+    for ax in axes[:, 0]:
+        ax.set_ylabel(f"actual − nominal\ncoverage of {_greek(param)}")
+    legend = {}
+    for ax in axes.ravel():
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(lab, h)
+    labels = [lab for lab in colours if lab in legend]
+    fig.legend([legend[lab] for lab in labels], labels, title="prior spec", loc="center left",
+               bbox_to_anchor=(1.0, 0.5))
+    fig.suptitle(
+        f"Coverage of central intervals for {_greek(param)} at every level (specs that make draws);"
+        " bands: ±2 Monte Carlo SE; below 0: under-coverage", fontsize=10,
+    )
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))
     return fig
 
 
@@ -155,8 +258,11 @@ def _greek(param):
 
 
 def main(argv=None) -> None:
-    args = cli.parse(argv, {"results_dir": None, "param": "theta"}, required=("results_dir",))
-    for path in draw(args["results_dir"], args["param"]):
+    args = cli.parse(
+        argv, {"results_dir": None, "param": "theta", "reference": measures.REFERENCE},
+        required=("results_dir",),
+    )
+    for path in draw(args["results_dir"], args["param"], args["reference"]):
         print(path)
 
 

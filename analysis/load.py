@@ -32,7 +32,8 @@ def read_results(results_dir) -> pd.DataFrame:
 
 
 PER_ROW = {
-    "replicate", "param", "index", "true_value", "posterior_mean", "posterior_sd",
+    "replicate", "param", "index", "true_value", "raw_estimate", "truth_cdf", "posterior_mean",
+    "posterior_sd",
     "posterior_median", "rhat", "ess_bulk", "n_divergent", "n_max_treedepth", "n_leapfrog",
     "status", "skip_reason", "created_at", "job_seconds",
 }

@@ -21,6 +21,8 @@ LABELS = {
     "rmse": "RMSE of θ\n(outcome units)",
     "coverage_90": "coverage of 90 %\nintervals for θ",
     "posterior_variance": "mean posterior variance\nof θ (outcome units²)",
+    "rmse_ratio": "RMSE of θ relative to\nREFERENCE (paired, same data)",
+    "divergent_rate": "share of fits with\na divergent transition",
 }
 
 

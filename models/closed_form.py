@@ -49,6 +49,17 @@ def group_estimates(data: dict):
     return data["ybar"], ss / df / data["n"], df
 
 
+def raw_estimates(data: dict) -> dict:
+    """Each group's own estimate, before any pooling, per site; arrays (R, J): ``theta`` is
+    ``ybar`` or ``y`` (the empirical logit for binomial counts, as in ``group_estimates``) and,
+    for binomial counts, ``p`` is successes / trials."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = {"theta": np.asarray(group_estimates(data)[0], float)}
+        if "trials" in data:
+            out["p"] = np.asarray(data["successes"], float) / np.asarray(data["trials"], float)
+    return out
+
+
 def _pooled(data: dict):
     """(within-group sum of squares, its degrees of freedom N - J) per replicate; (R, 1) each."""
     return data["ss"].sum(axis=-1, keepdims=True), (data["n"] - 1).sum(axis=-1, keepdims=True)

@@ -29,7 +29,7 @@ from numpyro.infer.util import constrain_fn, initialize_model, potential_energy
 import models
 from models import diagnostics
 
-RESULTS_VERSION = 2
+RESULTS_VERSION = 3
 """Part of every job's identity: bump it with any change to sim/ or models/ that changes what a
 fit returns, so old result files are recomputed rather than mixed with new ones."""
 
@@ -321,7 +321,10 @@ def _program(
         ranks = (
             None
             if reference_r is None
-            else {name: _rank(values[name], ref, rank_draws) for name, ref in reference_r.items()}
+            else {
+                name: _rank(values[name], ref, rank_draws)
+                for name, ref in reference_r.items() if name in values
+            }
         )
         return sites, diverging.sum(), saturated.sum(), num_steps.sum(), ranks
 

@@ -28,7 +28,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 import models
-from models import engine
+from models import closed_form, engine
 from runs import config, job, store
 from sim import datasets
 
@@ -85,7 +85,9 @@ def run(cfg: DictConfig) -> tuple[Path, pd.DataFrame]:
         **OmegaConf.to_container(cfg.inference),
         "seed": int(cfg.seed),
     }
-    table = store.rows(fit, truth, np.array([0]), identity_cols).drop(columns="replicate")
+    table = store.rows(
+        fit, truth, np.array([0]), identity_cols, raw=closed_form.raw_estimates(ds.batch())
+    ).drop(columns="replicate")
     per_group = table["param"].isin(("theta", "p"))
     table.insert(
         table.columns.get_loc("index") + 1, "group",

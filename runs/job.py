@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import models
 import sim
-from models import engine
+from models import closed_form, engine
 from runs import config, store
 
 log = logging.getLogger(__name__)
@@ -56,14 +56,27 @@ def run(cfg: DictConfig) -> Path:
     # share the sampler's randomness too)
     fit_keys = sim.replicate_keys(cell, replicates, stream=sim.FIT_STREAM)
     hyper = OmegaConf.to_container(cfg.prior.hyper)
+    # a spec whose site means something else than the scenario's parameter of that name gets
+    # no true value for it (NaN), so no measure compares the two
+    mismatched = getattr(models.load(cfg.prior.spec), "NOT_SCENARIO_ESTIMANDS", ())
+    truth = {k: v for k, v in truth.items() if k not in mismatched}
+    inference = config.inference(cfg)
+    # the rank of each true value among all kept draws: the posterior probability below it
+    # (``truth_cdf``), which gives the coverage of a central interval of any level
+    reference = {
+        k: np.asarray(v, float).reshape(len(replicates), -1)
+        for k, v in truth.items() if k in engine.ESTIMANDS
+    }
     fit = engine.fit(
         cfg.prior.spec,
         data,
         fit_keys,
         hyper,
         parameterization=cfg.prior.parameterization,
-        inference=config.inference(cfg),
+        inference=inference,
         memory_budget_bytes=cfg.memory_budget_gb * 1e9,
+        rank_against=reference,
+        rank_draws=inference.chains * inference.draws,
     )
     seconds = time.perf_counter() - started
     identity_cols = {
@@ -78,11 +91,10 @@ def run(cfg: DictConfig) -> Path:
         **OmegaConf.to_container(cfg.inference),
         "seed": int(cfg.seed),
     }
-    # a spec whose site means something else than the scenario's parameter of that name gets
-    # no true value for it (NaN), so no measure compares the two
-    mismatched = getattr(models.load(cfg.prior.spec), "NOT_SCENARIO_ESTIMANDS", ())
-    truth = {k: v for k, v in truth.items() if k not in mismatched}
-    table = store.rows(fit, truth, replicates, identity_cols)
+    table = store.rows(
+        fit, truth, replicates, identity_cols,
+        raw=closed_form.raw_estimates(data), n_draws=inference.chains * inference.draws,
+    )
     for k, v in store.provenance(chash, seconds).items():
         table[k] = v
     store.write_atomic(table, path)

@@ -6,10 +6,14 @@ Columns, in order (README, "Result files", documents each):
   ``prior_parameterization``, ``prior_<hyperparameter>`` for each of the spec's hyperparameters,
   the inference settings (``chains``, ``warmup``, ``draws``, ``target_accept``,
   ``max_tree_depth``), ``seed``, ``replicate``;
-* the estimand: ``param`` (theta, mu, tau, sigma; p for binomial data), ``index`` (group j for theta, 0 otherwise),
-  ``true_value``;
+* the estimand: ``param`` (theta, mu, tau, sigma; p for binomial data), ``index`` (group j for
+  theta and p, 0 otherwise), ``true_value``, ``raw_estimate`` (the group's own estimate before any
+  pooling: ybar_j, y_j or the empirical logit for theta, successes / trials for p; NaN for the
+  others);
 * the posterior: ``posterior_mean``, ``posterior_sd``, ``posterior_median``, and ``lower_L`` /
-  ``upper_L`` for the central L % interval, L in 50, 80, 90, 95;
+  ``upper_L`` for the central L % interval, L in 50, 80, 90, 95, and ``truth_cdf``, the posterior
+  probability below the true value (the share of draws below it; NaN for closed-form specs), from
+  which the coverage of a central interval of any level follows;
 * diagnostics: ``rhat`` and ``ess_bulk`` (this estimand), ``n_divergent`` and
   ``n_max_treedepth``, ``n_leapfrog`` (the whole fit), ``status`` (the fit: ok, divergent,
   high_rhat, nonfinite, skipped) and ``skip_reason`` (why a data set was not fitted, else "");
@@ -60,24 +64,39 @@ def fit_status(fit: FitSummary) -> np.ndarray:
     return status
 
 
-def rows(fit: FitSummary, truth: dict, replicates: np.ndarray, identity: dict) -> pd.DataFrame:
-    """The long table of one job: identity columns first, then one row per (replicate, estimand)."""
+def rows(
+    fit: FitSummary,
+    truth: dict,
+    replicates: np.ndarray,
+    identity: dict,
+    raw: dict | None = None,
+    n_draws: int | None = None,
+) -> pd.DataFrame:
+    """The long table of one job: identity columns first, then one row per (replicate, estimand).
+
+    ``raw`` ({site: (R, J)}) holds each group's own estimate before pooling (``raw_estimate``);
+    ``n_draws`` is the number of draws ``fit.ranks`` were counted among, so that
+    ``truth_cdf`` = rank / n_draws is the posterior probability below the true value (NaN for
+    specs that make no draws, whose intervals exist at the four levels only).
+    """
     status = fit_status(fit)
     q_index = {q: i for i, q in enumerate(QUANTILES)}
     frames = []
     for name, s in fit.sites.items():
         n_rep, n_par = s.mean.shape
-        true = truth.get(name)
-        true = (
+        true = _per_estimand(truth.get(name), n_rep, n_par)
+        ranks = None if fit.ranks is None else fit.ranks.get(name)
+        cdf = (
             np.full((n_rep, n_par), np.nan)
-            if true is None
-            else np.broadcast_to(np.asarray(true, float).reshape(n_rep, -1), (n_rep, n_par))
+            if ranks is None or not n_draws
+            else np.where(np.isfinite(true), np.asarray(ranks, float) / n_draws, np.nan)
         )
         cols = {
             "replicate": np.repeat(replicates, n_par),
             "param": name,
             "index": np.tile(np.arange(n_par), n_rep),
             "true_value": true.ravel(),
+            "raw_estimate": _per_estimand((raw or {}).get(name), n_rep, n_par).ravel(),
             "posterior_mean": s.mean.ravel(),
             "posterior_sd": s.sd.ravel(),
             "posterior_median": s.quantiles[:, q_index[0.5], :].ravel(),
@@ -86,6 +105,7 @@ def rows(fit: FitSummary, truth: dict, replicates: np.ndarray, identity: dict) -
             pct = round(100 * level)
             cols[f"lower_{pct}"] = s.quantiles[:, _find(q_index, (1 - level) / 2), :].ravel()
             cols[f"upper_{pct}"] = s.quantiles[:, _find(q_index, (1 + level) / 2), :].ravel()
+        cols["truth_cdf"] = np.asarray(cdf, float).ravel()
         cols["rhat"] = s.rhat.ravel()
         cols["ess_bulk"] = s.ess_bulk.ravel()
         cols["n_divergent"] = np.repeat(fit.n_divergent, n_par)
@@ -104,6 +124,14 @@ def rows(fit: FitSummary, truth: dict, replicates: np.ndarray, identity: dict) -
     out["replicate"] = out["replicate"].astype("int64")
     out["index"] = out["index"].astype("int64")
     return out
+
+
+def _per_estimand(values, n_rep: int, n_par: int) -> np.ndarray:
+    """(R, P) values of one site (NaN where there are none), broadcast from (R,), (R, P) or a scalar."""
+    if values is None:
+        return np.full((n_rep, n_par), np.nan)
+    values = np.asarray(values, float)
+    return np.broadcast_to(values.reshape(n_rep, -1) if values.size > 1 else values, (n_rep, n_par))
 
 
 def _find(q_index: dict, q: float) -> int:

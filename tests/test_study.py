@@ -19,9 +19,9 @@ DOCUMENTED = [
     "prior", "prior_spec", "method", "prior_parameterization", "prior_mu_family", "prior_mu_loc",
     "prior_mu_scale", "prior_tau_family", "prior_tau_scale", "prior_tau_df", "prior_sigma_scale",
     "chains", "warmup", "draws", "target_accept", "max_tree_depth", "seed",
-    "replicate", "param", "index", "true_value", "posterior_mean", "posterior_sd",
+    "replicate", "param", "index", "true_value", "raw_estimate", "posterior_mean", "posterior_sd",
     "posterior_median", "lower_50", "upper_50", "lower_80", "upper_80", "lower_90", "upper_90",
-    "lower_95", "upper_95", "rhat", "ess_bulk", "n_divergent", "n_max_treedepth", "n_leapfrog",
+    "lower_95", "upper_95", "truth_cdf", "rhat", "ess_bulk", "n_divergent", "n_max_treedepth", "n_leapfrog",
     "status", "skip_reason", "config_hash", "code_version", "package_versions", "created_at", "job_seconds",
 ]
 
@@ -46,6 +46,21 @@ def test_job_writes_documented_columns_and_rows(hierarchical_job):
                             sigma=1.0, mu=0.0)
     theta = df[df.param == "theta"].sort_values(["replicate", "index"])
     np.testing.assert_allclose(theta["true_value"], truth["theta"].ravel(), rtol=1e-6)
+    # the group's own estimate is ybar_j; truth_cdf is a share of the 2 x 100 draws
+    data, _ = sim.simulate("normal_normal", cfg.seed, 3, n_groups=3, group_size=4, tau=1.0,
+                           sigma=1.0, mu=0.0)
+    np.testing.assert_allclose(theta["raw_estimate"], np.ravel(data["ybar"]), rtol=1e-6)
+    assert df.loc[df.param != "theta", "raw_estimate"].isna().all()
+    cdf = df["truth_cdf"].to_numpy()
+    assert ((cdf >= 0) & (cdf <= 1)).all() and np.allclose(cdf * 200, np.round(cdf * 200))
+    # the L % interval holds the truth exactly when truth_cdf is within L/2 of 1/2 (up to the
+    # interpolation of the quantiles between two draws: compare where the truth is not between
+    # the two draws next to an interval end)
+    for lv in (50, 80, 90, 95):
+        inside = (df[f"lower_{lv}"] <= df["true_value"]) & (df["true_value"] <= df[f"upper_{lv}"])
+        by_cdf = (cdf - 0.5).__abs__() <= lv / 200
+        near_end = np.minimum(np.abs(cdf - (0.5 - lv / 200)), np.abs(cdf - (0.5 + lv / 200))) <= 1 / 200
+        assert (inside == by_cdf)[~near_end].all()
     # intervals nest around the median
     ends = ["lower_95", "lower_90", "lower_80", "lower_50", "posterior_median",
             "upper_50", "upper_80", "upper_90", "upper_95"]
@@ -105,6 +120,11 @@ def test_real_multirun_then_figures(tmp_path):
                          cwd=root, env=env, capture_output=True, text=True, timeout=300)
     assert fig.returncode == 0, fig.stderr[-3000:]
     pngs = sorted(p.name for p in (tmp_path / "tiny" / "figures").glob("*.png"))
-    assert pngs == ["theta_coverage_90_vs_tau.png", "theta_posterior_variance_vs_tau.png",
-                    "theta_rmse_vs_tau.png"]
-    assert (tmp_path / "tiny" / "analysis" / "summaries.parquet").exists()
+    assert pngs == [f"theta_{m}.png" for m in (
+        "coverage_90_vs_tau", "coverage_curves", "divergent_rate_vs_tau",
+        "posterior_variance_vs_tau", "rmse_ratio_vs_tau", "rmse_vs_tau",
+    )]
+    summary = pd.read_parquet(tmp_path / "tiny" / "analysis" / "summaries.parquet")
+    # one row per job and estimand family: theta, mu and sigma for all, tau where a spec has it
+    assert (summary.groupby("param")["config_hash"].nunique()["theta"]) == len(files)
+    assert (tmp_path / "tiny" / "analysis" / "coverage_curves.parquet").exists()
