@@ -265,7 +265,10 @@ def summarize(df: pd.DataFrame, param: str = "theta", reference: str | None = RE
     cells = cell_columns(df)
     ref_of = {}
     if reference is not None and "prior" in ids:
-        key = ids[cells].astype(str).agg("\x1f".join, axis=1) if cells else pd.Series("", ids.index)
+        key = (
+            ids[cells].apply(lambda col: col.map(str)).agg("\x1f".join, axis=1)
+            if cells else pd.Series("", ids.index)
+        )
         ref_key = dict(zip(key[ids["prior"] == reference], ids.index[ids["prior"] == reference]))
         ref_of = {h: ref_key.get(k) for h, k in key.items()}
     rows = []

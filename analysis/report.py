@@ -222,7 +222,7 @@ class Report:
             f"cells and detectably lower in "
             f"{int((both['rmse_ratio_h'] - 2 * both['rmse_ratio_mcse_h'] > 1).sum())}.</p>"
         ]
-        if "tau" in self.axes and "shrinkage" in h:
+        if "tau" in self.axes and "shrinkage" in h and h["shrinkage"].notna().any():
             by = h.groupby("tau")[["shrinkage", "rmse_ratio"]].mean()
             lo, hi = by.iloc[0], by.iloc[-1]
             out.append(
@@ -303,6 +303,9 @@ class Report:
             "data through σ; <code>hierarchical_t</code> is a t population with an estimated "
             "scale.</p>"
         ]
+        # the two specs against each other, paired on the same data sets
+        versus_t = measures.summarize(self.rows, "theta", reference="student_t")
+        versus_t = versus_t[versus_t["prior"] == "normal_inv_chi2"]
         for scenario in sorted(self.theta["scenario"].unique()):
             rows = []
             for p in [*wanted, HIER]:
@@ -317,15 +320,19 @@ class Report:
                 })
             if rows:
                 out.append(f"<h3>Scenario {html.escape(scenario)}</h3>" + _table(pd.DataFrame(rows)))
-            st, nx = self.spec("student_t", scenario), self.spec("normal_inv_chi2", scenario)
-            both = st.merge(nx, on=self.cell_axes or ["study"], suffixes=("_t", "_n"))
-            if len(both):
-                better = int(((both["rmse_ratio_n"] + 2 * both["rmse_ratio_mcse_n"]) < both["rmse_ratio_t"]).sum())
-                worse = int(((both["rmse_ratio_t"] + 2 * both["rmse_ratio_mcse_t"]) < both["rmse_ratio_n"]).sum())
+            pair = versus_t[versus_t["scenario"] == scenario].dropna(subset=["rmse_ratio"])
+            if len(pair):
+                better = pair[pair["rmse_ratio"] + 2 * pair["rmse_ratio_mcse"] < 1]
+                worse = pair[pair["rmse_ratio"] - 2 * pair["rmse_ratio_mcse"] > 1]
                 out.append(
-                    f"<p>On {html.escape(scenario)} effects: normal_inv_chi2 has the lower RMSE "
-                    f"(by more than 2 MCSEs of its own ratio) in {better} of {len(both)} cells, "
-                    f"student_t in {worse}.</p>"
+                    f"<p>Scenario {html.escape(scenario)}: RMSE of normal_inv_chi2 ÷ RMSE of "
+                    f"student_t (paired): "
+                    + "; ".join(
+                        f"{_fmt(r['rmse_ratio'], r['rmse_ratio_mcse'], 2)} at "
+                        f"{_cell_name(r, self.axes) or 'the one cell'}" for _, r in pair.iterrows()
+                    )
+                    + f" — normal_inv_chi2 detectably better in {len(better)} of {len(pair)} "
+                    f"cells, worse in {len(worse)}.</p>"
                 )
         if "t_effects" not in set(self.theta["scenario"]):
             out.append(
