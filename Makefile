@@ -11,7 +11,7 @@ WORKERS ?= 2
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: env study figures report scenarios sbc paper paper-efron-morris paper-rat-tumors test test-slow test-all clean
+.PHONY: env study figures report scenarios sbc paper paper-efron-morris paper-rat-tumors paper-gelman2006 paper-bda3-eight-schools paper-funnel test test-slow test-all clean
 
 env: $(SYNCED)
 
@@ -42,7 +42,24 @@ scenarios: env
 	$(PY) -m analysis.report results_dir=results/scenarios
 
 # Published figures reproduced (README, "Paper figures"); each PNG lands beside its data in results/paper/.
-paper: paper-efron-morris paper-rat-tumors
+paper: paper-gelman2006 paper-efron-morris paper-bda3-eight-schools paper-funnel paper-rat-tumors
+
+# Gelman (2006), Figures 1 and 2: posterior draws of tau under uniform, inverse-gamma and half-Cauchy priors.
+paper-gelman2006: env
+	$(PY) -m runs.paper +experiment=gelman2006_fig1
+	$(PY) -m analysis.paper.gelman2006 results_dir=results/paper/gelman2006_fig1
+	$(PY) -m runs.paper +experiment=gelman2006_fig2
+	$(PY) -m analysis.paper.gelman2006 results_dir=results/paper/gelman2006_fig2
+
+# BDA3 5.5 (Figures 5.5-5.7): p(tau | y), E and sd of theta_j | tau, y computed exactly; NUTS draws of tau beside them.
+paper-bda3-eight-schools: env
+	$(PY) -m runs.paper +experiment=bda3_eight_schools
+	$(PY) -m analysis.paper.bda3_eight_schools results_dir=results/paper/bda3_eight_schools
+
+# Centered vs non-centered eight schools: the funnel of theta_1 against log tau, divergent transitions marked.
+paper-funnel: env
+	$(PY) -m runs.paper +experiment=funnel
+	$(PY) -m analysis.paper.funnel results_dir=results/paper/funnel
 
 # Efron & Morris (1975): every prior on the 18 players' first 45 at-bats; shrinkage figure and TSE table.
 paper-efron-morris: env
