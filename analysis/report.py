@@ -74,7 +74,8 @@ class Report:
     # ------------------------------------------------------------------ helpers
     def spec(self, name, scenario=None) -> pd.DataFrame:
         t = self.theta[self.theta["prior"] == name]
-        return t if scenario is None else t[t["scenario"] == scenario]
+        t = t if scenario is None else t[t["scenario"] == scenario]
+        return t.sort_values(self.cell_axes) if self.cell_axes else t
 
     def has(self, *names) -> bool:
         return all(n in self.priors for n in names)
