@@ -27,11 +27,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from analysis import cli  # noqa: E402
+from analysis.paper import main_of, save  # noqa: E402
 from analysis.paper.gelman2006 import PARAMETERIZATION, prior_label, read  # noqa: E402
 
 BINS = 60
-DPI = 130
 
 
 def spread(values, min_gap):
@@ -126,16 +125,10 @@ def draw(results_dir) -> Path:
         f"which differs from p(τ) ∝ 1 only beyond τ = {row['prior_tau_scale']:g}",
         fontsize=11.5,
     )
-    fig.tight_layout(w_pad=3.0)
-    path = Path(results_dir) / f"{row['experiment']}.png"
-    fig.savefig(path, dpi=DPI, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return save(fig, results_dir, row["experiment"], w_pad=3.0)
 
 
-def main(argv=None) -> None:
-    args = cli.parse(argv, {"results_dir": None}, ("results_dir",))
-    print(draw(args["results_dir"]))
+main = main_of(draw)
 
 
 if __name__ == "__main__":

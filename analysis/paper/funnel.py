@@ -23,10 +23,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from analysis import cli  # noqa: E402
+from analysis.paper import main_of, save  # noqa: E402
 from analysis.paper.gelman2006 import PARAMETERIZATION, mu_label, prior_label, read  # noqa: E402
 
-DPI = 130
 DIVERGENT = "#d62728"  # red, against grey draws
 
 
@@ -67,16 +66,10 @@ def draw(results_dir) -> Path:
         f"target acceptance {first['target_accept']:g}, the same seed for both",
         fontsize=11.5,
     )
-    fig.tight_layout()
-    path = Path(results_dir) / f"{first['experiment']}.png"
-    fig.savefig(path, dpi=DPI, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return save(fig, results_dir, first["experiment"])
 
 
-def main(argv=None) -> None:
-    args = cli.parse(argv, {"results_dir": None}, ("results_dir",))
-    print(draw(args["results_dir"]))
+main = main_of(draw)
 
 
 if __name__ == "__main__":

@@ -29,10 +29,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from analysis import cli  # noqa: E402
+from analysis.paper import main_of, save  # noqa: E402
 
 BINS = 60  # histogram bins on the shown range
-DPI = 130
 
 
 def read(results_dir) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -118,16 +117,10 @@ def draw(results_dir) -> Path:
         + ", ".join(f"({string.ascii_lowercase[k]}) {m:.2g}" for k, m in enumerate(medians)),
         fontsize=11,
     )
-    fig.tight_layout()
-    path = Path(results_dir) / f"{first['experiment']}.png"
-    fig.savefig(path, dpi=DPI, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return save(fig, results_dir, first["experiment"])
 
 
-def main(argv=None) -> None:
-    args = cli.parse(argv, {"results_dir": None}, ("results_dir",))
-    print(draw(args["results_dir"]))
+main = main_of(draw)
 
 
 if __name__ == "__main__":
