@@ -1,34 +1,173 @@
-"""Reading a results directory: every ``*.parquet`` file directly inside it, one per job."""
+"""Reading a results directory: every ``*.parquet`` file directly inside it, one per job.
+
+Only whole files are read: a job's file appears by an atomic rename, and the hidden temporary
+files of a writer (names starting with ".") are skipped. Each file is checked before its rows are
+used, and a file that fails a check stops the reading with one line naming the file and the
+problem (``ResultsError``):
+
+* it must be a readable parquet file (not truncated or damaged);
+* it must have the ``REQUIRED`` columns, each of its kind (text, integer, number);
+* it must hold one job (one ``config_hash``) with the same estimands for replicates 0..R-1, each
+  (replicate, param, index) once.
+
+Across files, no job may be counted twice: two files whose identity columns (all but the
+per-row and the provenance ones) are equal hold the same job (cell, prior, settings, seed), so
+their replicates are the same data sets. If they come from different code or config versions
+(another ``code_version``, another ``config_hash``: more replicates, a new results version) they
+are refused unless ``allow_mixed=True``, which keeps both as separate jobs; two files of one
+``config_hash`` are the same computation twice and are always refused. Files of different jobs
+(a sweep over any setting) are read together.
+"""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
-REQUIRED = (
-    "study", "scenario", "prior", "replicate", "param", "index", "true_value", "posterior_mean",
-    "posterior_sd", "lower_90", "upper_90", "rhat", "ess_bulk", "n_divergent", "status",
-    "config_hash",
-)
+REQUIRED = {  # column: kind
+    "study": "text", "scenario": "text", "prior": "text", "replicate": "integer",
+    "param": "text", "index": "integer", "true_value": "number", "posterior_mean": "number",
+    "posterior_sd": "number", "lower_90": "number", "upper_90": "number", "rhat": "number",
+    "ess_bulk": "number", "n_divergent": "integer", "status": "text", "config_hash": "text",
+}
+
+PROVENANCE = ("config_hash", "code_version", "package_versions", "created_at", "job_seconds")
+"""Columns that say how and when a job was computed, not which job it is."""
+
+_KINDS = {
+    "text": (lambda t: pa.types.is_string(t) or pa.types.is_large_string(t), "text"),
+    "integer": (pa.types.is_integer, "integers"),
+    "number": (lambda t: pa.types.is_floating(t) or pa.types.is_integer(t), "numbers"),
+}
 
 
-def read_results(results_dir) -> pd.DataFrame:
-    """All rows of a results directory; a clear error if there are none or a column is missing."""
+class ResultsError(ValueError):
+    """A result file that cannot be read or summarised, or two that must not be mixed."""
+
+
+def read_results(results_dir, allow_mixed: bool | str = False) -> pd.DataFrame:
+    """All rows of a results directory, each file checked (see the module's docstring).
+
+    ``allow_mixed`` (a bool, or "true"/"false" from a command line) keeps two files of the same
+    job from different code or config versions instead of refusing them.
+    """
+    allow_mixed = _flag(allow_mixed)
     folder = Path(results_dir)
     if not folder.is_dir():
         raise FileNotFoundError(f"results_dir={str(folder)!r} is not a directory")
     files = sorted(p for p in folder.glob("*.parquet") if not p.name.startswith("."))
     if not files:
         raise FileNotFoundError(f"results_dir={str(folder)!r} holds no *.parquet result files")
-    frames = []
-    for f in files:
-        df = pd.read_parquet(f)
-        missing = [c for c in REQUIRED if c not in df.columns]
-        if missing:
-            raise ValueError(f"{f}: not a hierbench result file, missing column(s) {missing}")
-        frames.append(df)
+    frames = [read_file(f) for f in files]
+    _refuse_duplicate_jobs(files, frames, allow_mixed)
     return pd.concat(frames, ignore_index=True)
+
+
+def read_file(path) -> pd.DataFrame:
+    """The rows of one result file, after the checks of one file."""
+    path = Path(path)
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowException, ValueError) as err:
+        raise ResultsError(
+            f"{path}: not a readable parquet file, damaged or truncated "
+            f"({_one_line(err)}); delete it and rerun the study to recompute its job"
+        ) from None
+    for column, kind in REQUIRED.items():
+        if column not in table.column_names:
+            raise ResultsError(f"{path}: not a hierbench result file: no column '{column}'")
+        ok, what = _KINDS[kind]
+        if not ok(table.schema.field(column).type):
+            raise ResultsError(
+                f"{path}: not a hierbench result file: column '{column}' holds "
+                f"{table.schema.field(column).type}, not {what}"
+            )
+    df = table.to_pandas()
+    _check_one_job(path, df)
+    return df
+
+
+def _check_one_job(path: Path, df: pd.DataFrame) -> None:
+    hashes = df["config_hash"].unique()
+    if len(hashes) != 1:
+        raise ResultsError(
+            f"{path}: holds rows of {len(hashes)} jobs (config_hash "
+            f"{', '.join(map(str, hashes))}); a result file holds one job"
+        )
+    keys = ["replicate", "param", "index"]
+    repeated = df.duplicated(keys)
+    if repeated.any():
+        r = df.loc[repeated, keys].iloc[0]
+        raise ResultsError(
+            f"{path}: replicate {r['replicate']}, {r['param']}[{r['index']}] appears more than once"
+        )
+    replicates = np.sort(df["replicate"].unique())
+    if not np.array_equal(replicates, np.arange(len(replicates))):
+        raise ResultsError(
+            f"{path}: column 'replicate' holds {replicates.tolist()[:10]}, not 0..R-1: incomplete"
+        )
+    sizes = df.groupby("replicate").size()
+    if sizes.nunique() > 1:
+        raise ResultsError(
+            f"{path}: replicate {sizes.idxmin()} has {sizes.min()} rows, replicate "
+            f"{sizes.idxmax()} {sizes.max()}: incomplete"
+        )
+
+
+def _refuse_duplicate_jobs(files: list[Path], frames: list[pd.DataFrame], allow_mixed: bool):
+    seen: dict[str, int] = {}
+    for i, df in enumerate(frames):
+        key = job_key(df)
+        if key not in seen:
+            seen[key] = i
+            continue
+        a, b = frames[seen[key]].iloc[0], df.iloc[0]
+        first, second = files[seen[key]], files[i]
+        if a["config_hash"] == b["config_hash"]:
+            raise ResultsError(
+                f"{first} and {second} hold the same job (config_hash {a['config_hash']}): "
+                "remove one, its replicates would count twice"
+            )
+        if allow_mixed:
+            continue
+        versions = [
+            f"{c} {a[c]} vs {b[c]}" for c in ("config_hash", "code_version")
+            if c in a and c in b and a[c] != b[c]
+        ]
+        raise ResultsError(
+            f"{first} and {second} hold the same job ({_describe(a)}) from different code or "
+            f"config versions ({'; '.join(versions)}): its replicates would count twice; "
+            "remove the older file, or pass allow_mixed=true to keep both as separate jobs"
+        )
+
+
+def job_key(df: pd.DataFrame) -> str:
+    """What makes a job the job it is: its identity columns but the provenance, as text."""
+    first = df.iloc[0]
+    ident = {c: first[c] for c in identity_columns(df) if c not in PROVENANCE}
+    return json.dumps(ident, sort_keys=True, default=str)
+
+
+def _describe(row: pd.Series) -> str:
+    cell = ", ".join(f"{c} {row[c]}" for c in ("n_groups", "group_size", "tau") if c in row)
+    return f"{row['scenario']} {cell}, prior {row['prior']}, seed {row.get('seed', '?')}"
+
+
+def _flag(value) -> bool:
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if str(value).lower() in ("true", "false"):
+        return str(value).lower() == "true"
+    raise ValueError(f"allow_mixed={value!r} is not allowed: true or false")
+
+
+def _one_line(err: Exception) -> str:
+    return " ".join(str(err).split())
 
 
 PER_ROW = {

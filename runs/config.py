@@ -1,21 +1,34 @@
 """Checks on a job's config, made before any compute, and the job's identity.
 
-Every check raises ``ConfigError`` with one line that names the key, the offending value and what
-is allowed.
+The schema of a config is the dataclasses below (the keys besides the groups, with their types)
+plus ``models.engine.Inference`` (the NUTS settings), each scenario's ``simulate`` signature and
+``CONSTRAINTS``, and each prior spec's keyword arguments, ``CHOICES`` and ``POSITIVE``. Every check
+raises ``ConfigError`` with one line that names the key, the offending value and what is allowed.
+``check_group_choices`` checks the config-group names of a command line before Hydra composes it
+(Hydra's own message for an unknown name runs over twenty lines).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import inspect
 import json
 import math
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Optional
 
 from omegaconf import DictConfig, OmegaConf
 
 import models
 import sim
 from models.engine import PARAMETERIZATIONS, RESULTS_VERSION, Inference
+
+CONF = Path(__file__).resolve().parent.parent / "conf"
+"""The folder of the Hydra configs; a sub-folder of yaml files is a config group."""
 
 
 class ConfigError(ValueError):
@@ -31,6 +44,88 @@ def _is_number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+@dataclasses.dataclass(frozen=True)
+class Study:
+    """The keys of a study job (``conf/study.yaml``) besides its groups."""
+
+    study: str  # the study's name, its folder under results_root: letters, digits, _ - .
+    seed: int  # study seed, >= 0: with the scenario and its parameters it fixes every data set
+    replicates: int  # simulated data sets per cell, >= 1
+    results_root: str  # folder of one sub-folder per study; must be a folder we can write in
+    force: bool  # recompute a job whose result file exists
+    memory_budget_gb: float  # memory the engine may use for draws at once, > 0
+    compilation_cache: Optional[str]  # persistent XLA cache folder; null disables it
+
+
+@dataclasses.dataclass(frozen=True)
+class Fit:
+    """The keys of a ``runs.fit`` job (``conf/fit.yaml``) besides its groups."""
+
+    dataset: str  # a shipped data set's name or a CSV path (sim.datasets checks it)
+    seed: int  # sampler seed, >= 0
+    results_root: str  # summaries land in results_root/fit/<dataset>/
+    memory_budget_gb: float  # memory the engine may use for draws at once, > 0
+    compilation_cache: Optional[str]  # persistent XLA cache folder; null disables it
+
+
+GROUPS = ("scenario", "prior", "inference")
+"""The config groups of a job; ``hydra`` (Hydra's own node) is not checked here."""
+
+_STUDY_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+
+_RULES = {  # key: (check, what is allowed), beyond the type the schema gives
+    "study": (lambda v: bool(_STUDY_NAME.fullmatch(v)),
+              "a folder name of letters, digits, '_', '-' and '.' (not starting with '.')"),
+    "seed": (lambda v: v >= 0, "an integer >= 0"),
+    "replicates": (lambda v: v >= 1, "an integer >= 1"),
+    "memory_budget_gb": (lambda v: v > 0, "a number > 0"),
+    "results_root": (lambda v: v != "", "a folder"),
+    "dataset": (lambda v: v != "", "a data set's name or a CSV path"),
+}
+
+_TYPES = {  # the schema's field types: (check, what is allowed)
+    "str": (lambda v: isinstance(v, str), "a string"),
+    "int": (_is_int, "an integer"),
+    "float": (_is_number, "a finite number"),
+    "bool": (lambda v: isinstance(v, bool), "true or false"),
+    "Optional[str]": (lambda v: v is None or isinstance(v, str), "a folder or null"),
+}
+
+
+def _validate_keys(cfg: DictConfig, schema) -> None:
+    """The keys besides the groups: exactly the schema's, each of its type and in range."""
+    fields = {f.name: f.type for f in dataclasses.fields(schema)}
+    given = [k for k in cfg.keys() if k not in GROUPS and k != "hydra"]
+    for key in given:
+        _require(key in fields, key, cfg[key],
+                 f"not a key of this config; its keys are {', '.join([*fields, *GROUPS])}")
+    for key, kind in fields.items():
+        _require(key in cfg, key, None, "a value is needed")
+        value = cfg[key]
+        ok, allowed = _TYPES[kind]
+        _require(ok(value), key, value, _RULES.get(key, (None, allowed))[1])
+        if key in _RULES:
+            _require(_RULES[key][0](value), key, value, _RULES[key][1])
+
+
+def validate(cfg: DictConfig, writable: bool = True) -> None:
+    """Raise ConfigError on the first value of ``cfg`` that cannot be run (a study job's config,
+    or ``runs.fit``'s, which has a dataset instead of a scenario and replicates). With
+    ``writable``, the folder the job writes in must be one where files can be written."""
+    _validate_keys(cfg, Study if "scenario" in cfg else Fit)
+    if "scenario" in cfg:
+        _validate_scenario(cfg.scenario)
+    validate_prior(cfg.prior)
+    _validate_inference(cfg.inference)
+    if writable:
+        folder = Path(cfg.results_root) / (cfg.study if "scenario" in cfg else "fit")
+        check_writable(folder, "results_root", cfg.results_root)
+
+
 _INFERENCE_MINIMA = {  # key: (smallest allowed value, why if not obvious)
     "chains": (2, " (R-hat compares chains)"),
     "warmup": (1, ""),
@@ -39,22 +134,71 @@ _INFERENCE_MINIMA = {  # key: (smallest allowed value, why if not obvious)
 }
 
 
-def validate(cfg: DictConfig) -> None:
-    """Raise ConfigError on the first value of ``cfg`` that cannot be run (a study job's config,
-    or ``runs.fit``'s, which has a dataset instead of a scenario and replicates)."""
-    if "scenario" in cfg:
-        _validate_scenario(cfg.scenario)
-    validate_prior(cfg.prior)
-    inf = cfg.inference
+def _validate_inference(inf) -> None:
+    """Exactly the fields of ``models.engine.Inference``: integers above their minima and a
+    target acceptance rate in (0, 1)."""
+    fields = [f.name for f in dataclasses.fields(Inference)]
+    for key in inf.keys():
+        _require(key in fields, f"inference.{key}", inf[key],
+                 f"not a NUTS setting; the settings are {', '.join(fields)}")
+    for key in fields:
+        _require(key in inf, f"inference.{key}", None, "a value is needed")
     for key, (least, why) in _INFERENCE_MINIMA.items():
-        _require(isinstance(inf[key], int) and inf[key] >= least, f"inference.{key}", inf[key],
+        _require(_is_int(inf[key]) and inf[key] >= least, f"inference.{key}", inf[key],
                  f"an integer >= {least}{why}")
     _require(_is_number(inf.target_accept) and 0 < inf.target_accept < 1,
              "inference.target_accept", inf.target_accept, "a number in (0, 1)")
-    if "replicates" in cfg:
-        _require(isinstance(cfg.replicates, int) and cfg.replicates >= 1, "replicates",
-                 cfg.replicates, "an integer >= 1")
-    _require(isinstance(cfg.seed, int) and cfg.seed >= 0, "seed", cfg.seed, "an integer >= 0")
+
+
+def check_writable(folder, key: str = "results_root", value=None) -> None:
+    """``folder`` exists and takes files, or can be created: its nearest existing ancestor is a
+    folder where a probe file can be created (and is removed at once). Nothing is left behind."""
+    value = str(folder) if value is None else value
+    existing = Path(folder).absolute()
+    try:
+        while not existing.exists():
+            existing = existing.parent
+    except OSError as err:
+        _require(False, key, value, f"a folder where files can be written ({err.strerror})")
+    _require(existing.is_dir(), key, value,
+             f"a folder where files can be written; {existing} is a file")
+    try:
+        fd, probe = tempfile.mkstemp(dir=existing, prefix=".hierbench-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        _require(False, key, value,
+                 f"a folder where files can be written; no file can be created in {existing} "
+                 f"({err.strerror})")
+
+
+def check_group_choices(args: list[str], conf: Path = CONF) -> None:
+    """The config-group choices on a command line (``prior=nope``, ``scenario=a,b``,
+    ``+experiment=x``) name files that exist in ``conf/<group>/``; other words, and Hydra's own
+    groups (``hydra/launcher=...``, whose choices come from plugins too), are left to Hydra."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import ChoiceSweep
+
+    words = [a for a in args if "=" in a and not a.startswith("-")]
+    try:
+        overrides = OverridesParser.create().parse_overrides(words)
+    except Exception:  # noqa: BLE001  (a syntax error: Hydra reports it with its position)
+        return
+    for o in overrides:
+        folder = conf / o.key_or_group
+        if (o.package is not None or o.is_delete() or not folder.is_dir()
+                or o.key_or_group.startswith("hydra")):  # Hydra's groups: plugins add choices
+            continue
+        value = o.value()
+        if isinstance(value, ChoiceSweep):
+            values = value.list
+        elif isinstance(value, str):
+            values = [value]
+        else:  # glob(...) picks among the known ones; ranges are not names
+            continue
+        known = sorted(p.stem for p in folder.glob("*.yaml"))
+        for v in values:
+            _require(str(v) in known, o.key_or_group, v, f"one of {', '.join(known)}")
 
 
 def _validate_scenario(sc) -> None:

@@ -1,7 +1,13 @@
 """One job: simulate a cell's replicate data sets, fit one prior spec on all of them, store rows.
 
 ``run(cfg)`` is a plain function of the composed config, so tests call it directly; the Hydra
-entry point ``runs.study`` is three lines around it.
+entry point ``runs.study`` is three lines around it. ``compute(cfg, replicates)`` makes the rows of
+any replicates of a job without writing them: ``runs.replay`` refits one replicate with it.
+
+A fit that raises (an XLA or NumPyro error) does not lose the job: its replicates are refitted one
+at a time, and those that still fail get rows with ``status = failed``, NaN summaries, the error in
+``skip_reason`` and their ``seed`` and ``replicate``, so that ``runs.replay`` can refit exactly that
+data set. Only a job whose every replicate fails raises (and writes nothing).
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from pathlib import Path
 
 import jax
 import numpy as np
+import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 import models
@@ -20,6 +27,7 @@ from models import closed_form, engine
 from runs import config, store
 
 log = logging.getLogger(__name__)
+
 
 def result_path(cfg: DictConfig, config_hash: str) -> Path:
     """``<results_root>/<study>/<scenario>-<cell>-<prior>-<hash>.parquet``: readable and unique."""
@@ -36,20 +44,52 @@ def _short(v) -> str:
     return f"{v:g}" if isinstance(v, float) else str(v)
 
 
+def planned_path(cfg: DictConfig) -> Path:
+    """The result file of job ``cfg`` (its config must be valid)."""
+    return result_path(cfg, config.config_hash(config.identity(cfg)))
+
+
 def run(cfg: DictConfig) -> Path:
     """Run the job ``cfg`` unless its result file exists (then say so); return the file's path."""
     config.validate(cfg)
-    ident = config.identity(cfg)
-    chash = config.config_hash(ident)
+    chash = config.config_hash(config.identity(cfg))
     path = result_path(cfg, chash)
+    for tmp in store.remove_stale_temps(path):
+        log.info("removed %s, left by a writer that was killed", tmp.name)
     if path.exists() and not cfg.force:
         log.info("skip %s: result exists (force=true recomputes)", path)
         return path
     _use_compilation_cache(cfg.get("compilation_cache"))
 
     started = time.perf_counter()
+    table = compute(cfg, np.arange(cfg.replicates))
+    seconds = time.perf_counter() - started
+    for k, v in store.provenance(chash, seconds).items():
+        table[k] = v
+    store.write_atomic(table, path)
+    status = table.drop_duplicates("replicate")["status"]
+    if (status == "skipped").any():
+        log.warning(
+            "%s skipped %d of %d data sets: %s", cfg.prior.name, (status == "skipped").sum(),
+            len(status), table.loc[table["status"] == "skipped", "skip_reason"].iloc[0],
+        )
+    n_bad = int((~status.isin(("ok", "skipped"))).sum())
+    log.info(
+        "wrote %s: %d fits in %.1f s (%.3f s/fit), %d flagged (divergent, high R-hat, nonfinite "
+        "or failed)", path, cfg.replicates, seconds, seconds / cfg.replicates, n_bad,
+    )
+    return path
+
+
+def compute(cfg: DictConfig, replicates: np.ndarray) -> pd.DataFrame:
+    """The result rows (without provenance) of replicates ``replicates`` of job ``cfg``.
+
+    A replicate's data and sampler key depend only on (seed, scenario, its parameters, the
+    replicate index), and the engine fits each data set on its own key, so the rows of replicate
+    r are the same whether it is computed alone or with the others.
+    """
+    replicates = np.asarray(replicates)
     params = config.scenario_params(cfg)
-    replicates = np.arange(cfg.replicates)
     data, truth = sim.simulate(cfg.scenario.name, cfg.seed, replicates, **params)
     cell = sim.cell_key(cfg.seed, cfg.scenario.name, params)
     # MCMC keys: a stream of their own, the same for every prior spec (so paired comparisons
@@ -67,18 +107,21 @@ def run(cfg: DictConfig) -> Path:
         k: np.asarray(v, float).reshape(len(replicates), -1)
         for k, v in truth.items() if k in engine.ESTIMANDS
     }
-    fit = engine.fit(
-        cfg.prior.spec,
-        data,
-        fit_keys,
-        hyper,
-        parameterization=cfg.prior.parameterization,
-        inference=inference,
-        memory_budget_bytes=cfg.memory_budget_gb * 1e9,
-        rank_against=reference,
-        rank_draws=inference.chains * inference.draws,
-    )
-    seconds = time.perf_counter() - started
+
+    def fit(index: np.ndarray):
+        return engine.fit(
+            cfg.prior.spec,
+            {k: v[index] for k, v in data.items()},
+            fit_keys[index],
+            hyper,
+            parameterization=cfg.prior.parameterization,
+            inference=inference,
+            memory_budget_bytes=cfg.memory_budget_gb * 1e9,
+            rank_against={k: v[index] for k, v in reference.items()},
+            rank_draws=inference.chains * inference.draws,
+        )
+
+    summary, failures = _fit_or_isolate(fit, len(replicates))
     identity_cols = {
         "study": cfg.study,
         "scenario": cfg.scenario.name,
@@ -92,24 +135,57 @@ def run(cfg: DictConfig) -> Path:
         "seed": int(cfg.seed),
     }
     table = store.rows(
-        fit, truth, replicates, identity_cols,
+        summary, truth, replicates, identity_cols,
         raw=closed_form.raw_estimates(data), n_draws=inference.chains * inference.draws,
     )
-    for k, v in store.provenance(chash, seconds).items():
-        table[k] = v
-    store.write_atomic(table, path)
-    status = store.fit_status(fit)
-    if (status == "skipped").any():
-        log.warning(
-            "%s skipped %d of %d data sets: %s", cfg.prior.name, (status == "skipped").sum(),
-            len(status), next(r for r in fit.skipped if r),
-        )
-    n_bad = int(((status != "ok") & (status != "skipped")).sum())
-    log.info(
-        "wrote %s: %d fits in %.1f s (%.3f s/fit), %d flagged (divergent, high R-hat or nonfinite)",
-        path, cfg.replicates, seconds, seconds / cfg.replicates, n_bad,
-    )
-    return path
+    for i, reason in failures.items():
+        failed = table["replicate"] == replicates[i]
+        table.loc[failed, _result_columns(table)] = np.nan
+        table.loc[failed, ["n_divergent", "n_max_treedepth", "n_leapfrog"]] = 0
+        table.loc[failed, "status"] = "failed"
+        table.loc[failed, "skip_reason"] = reason
+    return table
+
+
+def _result_columns(table: pd.DataFrame) -> list[str]:
+    """The columns a fit computes (NaN for a fit that failed)."""
+    return [
+        c for c in table.columns
+        if c.startswith(("posterior_", "lower_", "upper_"))
+        or c in ("truth_cdf", "rhat", "ess_bulk")
+    ]
+
+
+def _fit_or_isolate(fit, n: int):
+    """``fit`` on all ``n`` data sets; if that raises, on each alone. Return the summary and
+    {position: error} of the data sets whose fit failed (their summary values are placeholders)."""
+    try:
+        return fit(np.arange(n)), {}
+    except Exception as err:  # noqa: BLE001  (any error of the fit: isolate the data set)
+        log.warning("fit of %d data sets failed (%s); fitting them one at a time", n, _line(err))
+    pieces, failures, error = [], {}, None
+    for i in range(n):
+        try:
+            pieces.append(fit(np.array([i])))
+        except Exception as err:  # noqa: BLE001
+            failures[i], error = f"fit failed: {_line(err)}", err
+            pieces.append(None)
+    if len(failures) == n:
+        raise error
+    template = next(p for p in pieces if p is not None)
+    pieces = [_normalized(p if p is not None else template) for p in pieces]
+    return jax.tree.map(lambda *a: np.concatenate(a, axis=0), *pieces), failures
+
+
+def _normalized(summary: engine.FitSummary) -> engine.FitSummary:
+    """One data set's summary with ``skipped`` as an array, so that pieces concatenate."""
+    skipped = summary.skipped if summary.skipped is not None else np.full(1, "", object)
+    return summary._replace(skipped=np.asarray(skipped, object))
+
+
+def _line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0] if text else ''}".strip()
 
 
 def _use_compilation_cache(directory) -> None:

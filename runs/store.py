@@ -16,23 +16,28 @@ Columns, in order (README, "Result files", documents each):
   which the coverage of a central interval of any level follows;
 * diagnostics: ``rhat`` and ``ess_bulk`` (this estimand), ``n_divergent`` and
   ``n_max_treedepth``, ``n_leapfrog`` (the whole fit), ``status`` (the fit: ok, divergent,
-  high_rhat, nonfinite, skipped) and ``skip_reason`` (why a data set was not fitted, else "");
+  high_rhat, nonfinite, skipped; ``runs.job`` adds failed for a fit that raised) and
+  ``skip_reason`` (why a data set was not fitted, or the error of a failed fit, else "");
 * provenance: ``config_hash``, ``code_version``, ``package_versions`` (JSON), ``created_at``
   (UTC), ``job_seconds``.
 
-Files are written under a temporary name in the same folder and renamed into place, so a reader
-never sees half a file.
+Files are written under a temporary name in the same folder, flushed to disk and renamed into
+place, so a reader never sees half a file, even when the writer is killed; the next job that
+writes the same file removes a killed writer's temporary file.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
+import glob
 import importlib.metadata
 import json
 import os
+import socket
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -139,17 +144,77 @@ def _find(q_index: dict, q: float) -> int:
 
 
 def write_atomic(df: pd.DataFrame, path: Path) -> None:
-    """Write ``df`` to ``path`` as parquet via a temporary file renamed into place."""
+    """Write ``df`` to ``path`` as parquet via a temporary file renamed into place.
+
+    The temporary file is hidden (its name starts with ".", so readers skip it), lies in the same
+    folder (so the rename is atomic, on a cluster's shared file system too), carries the writer's
+    host and process id (so a later job can tell a dead writer's leftover, see
+    ``remove_stale_temps``) and is flushed to disk before the rename: ``path`` holds either
+    nothing or a whole file, whenever the writer is killed. The bytes depend on ``df`` only.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_temp_prefix(path), suffix=".tmp")
     try:
-        df.to_parquet(tmp, index=False)
+        with os.fdopen(fd, "wb") as out:
+            df.to_parquet(out, index=False)
+            out.flush()
+            os.fsync(out.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _fsync_folder(path.parent)
+
+
+def _temp_prefix(path: Path) -> str:
+    return f".{path.name}.{socket.gethostname()}@{os.getpid()}."
+
+
+STALE_AFTER_S = 3600.0
+"""A temporary file this old is a dead writer's, whatever host wrote it: writing one result file
+takes well under a second."""
+
+
+def remove_stale_temps(path: Path) -> list[Path]:
+    """Remove the temporary files of ``path`` left by writers that were killed mid-write: those of
+    this host whose process is gone, and any older than ``STALE_AFTER_S``. Return them."""
+    removed = []
+    host = socket.gethostname()
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        writer_host, _, rest = tmp.name[len(path.name) + 2:].rpartition("@")
+        try:
+            dead = writer_host == host and not _alive(int(rest.split(".")[0]))
+            if dead or time.time() - tmp.stat().st_mtime > STALE_AFTER_S:
+                tmp.unlink()
+                removed.append(tmp)
+        except (OSError, ValueError):  # gone meanwhile, or not a name we wrote
+            continue
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make the rename itself durable (where the file system allows opening a folder)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _umask() -> int:
@@ -166,6 +231,7 @@ def code_version() -> str:
         out = subprocess.run(
             ["git", "describe", "--always", "--dirty", "--abbrev=12"],
             cwd=root, capture_output=True, text=True, timeout=10, check=True,
+            env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"},  # read only: no index refresh
         )
         return out.stdout.strip()
     except (OSError, subprocess.SubprocessError):

@@ -2,12 +2,32 @@
 
 Each job fits one prior spec on every replicate of one cell and writes one parquet file; the
 default grid in ``hydra.sweeper.params`` makes a plain call a multirun.
+
+Before any job starts, ``Preflight`` (a Hydra callback, ``hydra.callbacks.preflight``) composes
+the config of every job of the sweep and checks it (``runs.config.validate``: values, and that
+the results folder takes files), refuses a sweep that lists one job twice, and says how many
+jobs are done already; a bad value stops the whole sweep with one line, before anything is
+written. After each job it logs how many jobs and replicates of the sweep are done and an
+estimate of the time left. It runs with any launcher (joblib, submitit): the launcher carries the
+callback to the processes that run the jobs.
 """
 
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+
 import hydra
+from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from runs import job
+from runs import config, job
+
+log = logging.getLogger(__name__)
+
+BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="study")
@@ -15,5 +35,162 @@ def main(cfg: DictConfig) -> None:
     job.run(cfg)
 
 
-if __name__ == "__main__":
+def sweep_jobs(cfg: DictConfig) -> list[tuple[list[str], DictConfig]]:
+    """(overrides, composed config) of every job of the multirun ``cfg``, as the basic sweeper
+    forms them: the grid of ``hydra.sweeper.params`` with the command line's overrides on top."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf
+
+    loader = GlobalHydra.instance().config_loader()
+    params = OmegaConf.to_container(cfg.hydra.sweeper.get("params") or {}, resolve=True)
+    words = [f"{k}={v}" for k, v in params.items()]
+    words += OmegaConf.to_container(cfg.hydra.overrides.task, resolve=False)
+    overrides = OverridesParser.create(config_loader=loader).parse_overrides(words)
+    jobs = [o for batch in BasicSweeper.split_arguments(overrides, None) for o in batch]
+    return [(list(o), _compose(loader, cfg, o)) for o in jobs]
+
+
+def _compose(loader, cfg: DictConfig, overrides: list[str]) -> DictConfig:
+    from hydra.errors import HydraException, MissingConfigException
+
+    try:
+        return loader.load_sweep_config(cfg, list(overrides))
+    except MissingConfigException as err:  # an unknown group choice, e.g. from an experiment
+        group, _, name = str(err.missing_cfg_file or "").rpartition("/")
+        known = ", ".join(sorted(err.options or []))
+        raise config.ConfigError(
+            f"{group}={name!r} is not allowed: one of {known}" if group and known
+            else _one_line(err)
+        ) from None
+    except HydraException as err:
+        raise config.ConfigError(_one_line(err)) from None
+
+
+def _one_line(err: Exception) -> str:
+    return " ".join(str(err).split())
+
+
+class Plan:
+    """A checked sweep: every job's result file and replicate count, and what was done before."""
+
+    def __init__(self, jobs: list[tuple[list[str], DictConfig]]):
+        self.paths: list[str] = []
+        self.replicates: list[int] = []
+        self.forced: list[bool] = []
+        self.started = time.time()
+        first: dict[Path, int] = {}
+        for number, (overrides, cfg) in enumerate(jobs):
+            try:
+                config.validate(cfg, writable=False)
+            except config.ConfigError as err:
+                raise config.ConfigError(f"{err} (job #{number}: {' '.join(overrides)})") from None
+            path = job.planned_path(cfg)
+            if path in first:
+                raise config.ConfigError(
+                    f"jobs #{first[path]} and #{number} are the same job ({path.name}): "
+                    "the sweep lists it twice; remove one of the repeated values"
+                )
+            first[path] = number
+            self.paths.append(str(path.absolute()))
+            self.replicates.append(int(cfg.replicates))
+            self.forced.append(bool(cfg.force))
+        for folder in sorted({Path(p).parent for p in self.paths}):
+            config.check_writable(folder, "results_root", str(folder.parent))
+        self.done_before = self.done()[0]
+
+    def done(self) -> tuple[int, int]:
+        """(jobs, replicates) whose result file exists (for a job run with force=true: was
+        written since the sweep started)."""
+        finished = [
+            r for p, r, forced in zip(self.paths, self.replicates, self.forced)
+            if _written_since(Path(p), self.started if forced else None)
+        ]
+        return len(finished), sum(finished)
+
+    def progress(self) -> str:
+        jobs, reps = self.done()
+        elapsed = time.time() - self.started
+        new = jobs - self.done_before
+        left = len(self.paths) - jobs
+        if left == 0:
+            eta = "none left"
+        elif new > 0:
+            eta = f"about {_duration(elapsed / new * left)} left"
+        else:
+            eta = "time left not known yet"
+        return (
+            f"progress: {jobs} of {len(self.paths)} jobs done ({reps} of {sum(self.replicates)} "
+            f"replicates), {_duration(elapsed)} elapsed, {eta}"
+        )
+
+
+def _written_since(path: Path, since: float | None) -> bool:
+    """``path`` exists, and (if ``since``) was written after it, give or take the 1 s that
+    some file systems round modification times to."""
+    try:
+        written = path.stat().st_mtime
+    except FileNotFoundError:
+        return False
+    return since is None or written >= since - 1.0
+
+
+def _duration(seconds: float) -> str:
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, s = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {s} s"
+    hours, m = divmod(minutes, 60)
+    return f"{hours} h {m} min"
+
+
+class Preflight(Callback):
+    """Check every job of a run or sweep before any compute; report progress after each job."""
+
+    def __init__(self) -> None:
+        self.plan: Plan | None = None
+
+    def on_run_start(self, config: DictConfig, **kwargs) -> None:
+        _stop_on_error(lambda: _check_one(config))
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        if config.hydra.sweeper.get("_target_") != BASIC_SWEEPER:
+            log.info("preflight: sweeper %s: jobs are checked as they start",
+                     config.hydra.sweeper.get("_target_"))
+            return
+        self.plan = _stop_on_error(lambda: Plan(sweep_jobs(config)))
+        n, reps = len(self.plan.paths), sum(self.plan.replicates)
+        log.info(
+            "preflight: %d jobs (%d replicates) checked; %d done already (skipped unless "
+            "force=true), %d to run", n, reps, self.plan.done_before, n - self.plan.done_before,
+        )
+
+    def on_job_end(self, config: DictConfig, job_return, **kwargs) -> None:
+        if self.plan is not None:
+            log.info(self.plan.progress())
+
+
+def _check_one(cfg: DictConfig) -> None:
+    config.validate(cfg)
+
+
+def _stop_on_error(check):
+    """Run ``check``; a ConfigError ends the program with its one line (before anything is
+    written: Hydra creates the run's folders after these callbacks)."""
+    try:
+        return check()
+    except config.ConfigError as err:
+        sys.exit(f"error: {err}")
+
+
+def cli() -> None:
+    """Check the command line's config-group names, then run the Hydra app."""
+    _stop_on_error(lambda: config.check_group_choices(sys.argv[1:]))
     main()
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,10 +1,18 @@
-"""Bad config values stop a job before any compute, with one line naming key, value and rule."""
+"""Bad config values stop a job, and a whole sweep, before any compute, with one line naming key,
+value and rule, and nothing written."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import read_write
 
-from runs import job
+from runs import config, job, study
 from runs.config import ConfigError
-from tests.helpers import compose_study
+from tests.helpers import CONF, TINY, compose_study
 
 BAD = [
     ("scenario.tau=0", "scenario.tau=0"),
@@ -38,6 +46,26 @@ BAD = [
     ("scenario=binomial +scenario.sigma=1", "scenario.sigma=1"),
     ("scenario=t_effects ~scenario.df", "scenario.df=None"),
     ("scenario.mu=abc", "scenario.mu='abc'"),
+    # the issue's list: tau, sigma, group size not > 0; fewer than 2 groups; sampler counts
+    ("scenario.sigma=-1", "scenario.sigma=-1"),
+    ("scenario.group_size=-3", "scenario.group_size=-3"),
+    ("scenario.n_groups=0", "scenario.n_groups=0"),
+    ("scenario.n_groups=2.5", "scenario.n_groups=2.5"),
+    ("inference.draws=0", "inference.draws=0"),
+    ("inference.warmup=-1", "inference.warmup=-1"),
+    ("inference.chains=-2", "inference.chains=-2"),
+    ("inference.max_tree_depth=0", "inference.max_tree_depth=0"),
+    ("inference.target_accept=0", "inference.target_accept=0"),
+    ("+inference.step_size=0.1", "inference.step_size=0.1"),
+    # the study's own keys (the schema runs.config.Study)
+    ("seed=-1", "seed=-1"),
+    ("replicates=2.5", "replicates=2.5"),
+    ("memory_budget_gb=0", "memory_budget_gb=0"),
+    ("force=maybe", "force='maybe'"),
+    ("study=../elsewhere", "study='../elsewhere'"),
+    ("+replicats=3", "replicats=3"),
+    # interval levels are fixed (models.engine.LEVELS; truth_cdf gives any other level): no key
+    ("+levels=[0.5,1.5]", "levels=[0.5, 1.5]"),
 ]
 
 
@@ -69,3 +97,88 @@ def test_unknown_scenario_lists_the_known_ones(tmp_path):
     cfg = compose_study(tmp_path, "scenario.name=nope")
     with pytest.raises(ConfigError, match="scenario='nope' is not allowed: one of bimodal, binomial"):
         job.run(cfg)
+
+
+def test_results_root_that_is_not_writable_is_refused(tmp_path):
+    """A results folder below a plain file, and one where the system lets no file be created."""
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    for root, named in ((blocker / "results", "a_file is a file"),
+                        (Path("/proc/hierbench"), "no file can be created in /proc")):
+        cfg = compose_study(tmp_path, f"results_root={root}")
+        with pytest.raises(ConfigError) as err:
+            job.run(cfg)
+        message = str(err.value)
+        assert message.startswith(f"results_root='{root}' is not allowed: a folder where files "
+                                  "can be written") and named in message and "\n" not in message
+    assert [p.name for p in tmp_path.rglob("*")] == ["a_file"]
+
+
+@pytest.mark.parametrize("words,named", [
+    (["prior=nope"], "prior='nope' is not allowed: one of complete_pooling, empirical_bayes"),
+    (["prior=flat,nope"], "prior='nope' is not allowed: one of complete_pooling"),
+    (["scenario=nope"], "scenario='nope' is not allowed: one of bimodal, binomial"),
+    (["+experiment=nope"], "experiment='nope' is not allowed: one of bda3_eight_schools"),
+])
+def test_unknown_group_names_on_the_command_line_are_refused(words, named):
+    with pytest.raises(ConfigError) as err:
+        config.check_group_choices(words)
+    assert named in str(err.value) and "\n" not in str(err.value)
+
+
+def test_good_group_names_pass():
+    config.check_group_choices(["prior=glob(*)", "scenario=t_effects,sparse", "~prior.hyper.mu_loc",
+                                "+experiment=scenarios", "prior.hyper.tau_family=half_cauchy", "-m",
+                                "hydra/launcher=submitit_local", "hydra/launcher=slurm"])
+
+
+def _sweep(tmp_path, *task):
+    """The multirun config ``python -m runs.study <task>`` starts from, and its jobs."""
+    base = [*TINY, f"results_root={tmp_path}", "compilation_cache=null"]
+    cfg = compose("study", overrides=base, return_hydra_config=True)
+    with read_write(cfg):
+        cfg.hydra.overrides.task = [*base, *task]
+    return study.sweep_jobs(cfg)
+
+
+@pytest.mark.parametrize("task,named", [
+    (["scenario.tau=1,-1", "prior=flat"], "scenario.tau=-1 is not allowed: a number > 0 (job #1: "),
+    (["inference.draws=100,0", "prior=flat"], "inference.draws=0 is not allowed: an integer >= 4"),
+    (["prior=flat,nope"], "prior='nope' is not allowed: one of complete_pooling"),
+    (["prior=flat,flat", "scenario.tau=1"], "jobs #0 and #1 are the same job"),
+])
+def test_a_sweep_is_checked_whole_before_any_job(tmp_path, task, named):
+    """A bad value in the last job of a sweep stops the sweep before the first job starts."""
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        with pytest.raises(ConfigError) as err:
+            study.Plan(_sweep(tmp_path, *task))
+    assert named in str(err.value) and "\n" not in str(err.value)
+    assert not any(tmp_path.rglob("*"))
+
+
+def test_a_good_sweep_is_planned_with_every_job(tmp_path):
+    """The default grid's 3 x 2 x 2 cells (tau, n_groups and group_size fixed here) x 12 priors."""
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        plan = study.Plan(_sweep(tmp_path))
+    priors = len(list((Path(CONF) / "prior").glob("*.yaml")))
+    assert len(plan.paths) == len(set(plan.paths)) == 3 * priors  # tau 0.25, 1, 4 x priors
+    assert plan.done() == (0, 0) and "0 of 36 jobs done (0 of 108 replicates)" in plan.progress()
+    assert not any(tmp_path.rglob("*"))
+
+
+def test_bad_sweep_stops_the_program_with_one_line_and_writes_nothing(tmp_path):
+    """The real command: the last job's bad value stops it before Hydra creates any folder."""
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run(
+        [sys.executable, "-m", "runs.study", *TINY, "scenario.tau=1,-1", "prior=flat",
+         f"results_root={tmp_path}", "compilation_cache=null"],
+        cwd=root, env={**os.environ, "PYTHONUNBUFFERED": "1"}, capture_output=True, text=True,
+        timeout=300,
+    )
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 1 and lines == [
+        "error: scenario.tau=-1 is not allowed: a number > 0 (job #1: " + " ".join(
+            [*TINY[:2], "scenario.tau=-1", "prior=flat", *TINY[2:], f"results_root={tmp_path}",
+             "compilation_cache=null"]) + ")"
+    ], done.stderr
+    assert not any(tmp_path.rglob("*"))
