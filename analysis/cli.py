@@ -21,3 +21,11 @@ def parse(argv: list[str] | None, allowed: dict[str, str], required: tuple[str, 
     if missing:
         raise SystemExit(f"missing argument(s): {', '.join(f'{k}=...' for k in missing)}")
     return out
+
+
+def boolean(args: dict, key: str) -> bool:
+    """``args[key]`` read as true/false (a command-line word); anything else exits with one line."""
+    value = str(args[key]).strip().lower()
+    if value not in ("true", "false"):
+        raise SystemExit(f"error: {key}={args[key]!r} is not allowed: true or false")
+    return value == "true"

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import itertools
 import numbers
+import sys
 from pathlib import Path
 
 import matplotlib
@@ -31,7 +32,7 @@ from matplotlib import ticker  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from analysis import cli, measures, style  # noqa: E402
-from analysis.load import identity_columns, read_results  # noqa: E402
+from analysis.load import ResultsError, identity_columns, read_results  # noqa: E402
 
 SWEEP_AXES = ("n_groups", "group_size", "tau")
 MEASURES = ("rmse", "rmse_ratio", "coverage_90", "posterior_variance", "divergent_rate")
@@ -40,11 +41,12 @@ LOG_MEASURES = {"rmse", "rmse_ratio", "posterior_variance"}  # spans decades acr
 FAMILIES = ("theta", "mu", "tau", "sigma", "p")
 
 
-def summaries(results_dir, reference: str = measures.REFERENCE):
-    """(summaries, coverage curves) of every estimand family in ``results_dir``, also written to
-    ``<results_dir>/analysis/`` as parquet files."""
+def summaries(results_dir, reference: str = measures.REFERENCE, allow_mixed=False):
+    """(rows, summaries, coverage curves) of every estimand family in ``results_dir``, the last
+    two also written to ``<results_dir>/analysis/`` as parquet files. ``allow_mixed``: see
+    ``analysis.load.read_results``."""
     results_dir = Path(results_dir)
-    df = read_results(results_dir)
+    df = read_results(results_dir, allow_mixed)
     present = [p for p in FAMILIES if (df["param"] == p).any()]
     summary = pd.concat([measures.summarize(df, p, reference) for p in present], ignore_index=True)
     curves = pd.concat([measures.coverage_curves(df, p) for p in present], ignore_index=True)
@@ -54,10 +56,12 @@ def summaries(results_dir, reference: str = measures.REFERENCE):
     return df, summary, curves
 
 
-def draw(results_dir, param: str = "theta", reference: str = measures.REFERENCE) -> list[Path]:
+def draw(
+    results_dir, param: str = "theta", reference: str = measures.REFERENCE, allow_mixed=False
+) -> list[Path]:
     """Write the figures and the summaries of ``results_dir``; return the PNG paths."""
     results_dir = Path(results_dir)
-    df, summary, curves = summaries(results_dir, reference)
+    df, summary, curves = summaries(results_dir, reference, allow_mixed)
     id_cols = identity_columns(df)
     table = _label_lines(summary[summary["param"] == param].copy(), id_cols)
     swept = [a for a in SWEEP_AXES if a in table and table[a].nunique() > 1]
@@ -259,10 +263,16 @@ def _greek(param):
 
 def main(argv=None) -> None:
     args = cli.parse(
-        argv, {"results_dir": None, "param": "theta", "reference": measures.REFERENCE},
+        argv,
+        {"results_dir": None, "param": "theta", "reference": measures.REFERENCE,
+         "allow_mixed": "false"},
         required=("results_dir",),
     )
-    for path in draw(args["results_dir"], args["param"], args["reference"]):
+    try:
+        paths = draw(args["results_dir"], args["param"], args["reference"], cli.boolean(args, "allow_mixed"))
+    except (ResultsError, FileNotFoundError) as err:
+        sys.exit(f"error: {err}")
+    for path in paths:
         print(path)
 
 

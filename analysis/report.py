@@ -16,12 +16,14 @@ import base64
 import datetime as dt
 import html
 import numbers
+import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from analysis import cli, figures, measures
+from analysis.load import ResultsError
 
 HIER = "hierarchical"
 GAIN_THRESHOLD = 0.05
@@ -60,13 +62,13 @@ def _table(df: pd.DataFrame) -> str:
 class Report:
     """The summaries of one results directory and the sections built from them."""
 
-    def __init__(self, results_dir, reference: str = measures.REFERENCE):
+    def __init__(self, results_dir, reference: str = measures.REFERENCE, allow_mixed=False):
         self.dir = Path(results_dir)
         self.reference = reference
-        self.rows, summary, self.curves = figures.summaries(self.dir, reference)
+        self.rows, summary, self.curves = figures.summaries(self.dir, reference, allow_mixed)
         self.theta = summary[summary["param"] == "theta"].copy()
         self.summary = summary
-        self.pngs = {p.name: p for p in figures.draw(self.dir, "theta", reference)}
+        self.pngs = {p.name: p for p in figures.draw(self.dir, "theta", reference, allow_mixed)}
         self.axes = [a for a in figures.SWEEP_AXES if a in self.theta and self.theta[a].nunique() > 1]
         self.cell_axes = (["scenario"] if self.theta["scenario"].nunique() > 1 else []) + self.axes
         self.priors = sorted(self.theta["prior"].unique())
@@ -445,9 +447,9 @@ figure {{ margin: 1rem 0; }} img {{ max-width: 100%; }}
 """
 
 
-def write(results_dir, reference: str = measures.REFERENCE, out=None) -> Path:
+def write(results_dir, reference: str = measures.REFERENCE, out=None, allow_mixed=False) -> Path:
     """Write ``report.html`` (by default into ``results_dir``) and return its path."""
-    report = Report(results_dir, reference)
+    report = Report(results_dir, reference, allow_mixed)
     path = Path(out) if out else Path(results_dir) / "report.html"
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(report.html(), encoding="utf-8")
@@ -457,10 +459,16 @@ def write(results_dir, reference: str = measures.REFERENCE, out=None) -> Path:
 
 def main(argv=None) -> None:
     args = cli.parse(
-        argv, {"results_dir": None, "reference": measures.REFERENCE, "out": ""},
+        argv,
+        {"results_dir": None, "reference": measures.REFERENCE, "out": "", "allow_mixed": "false"},
         required=("results_dir",),
     )
-    print(write(args["results_dir"], args["reference"], args["out"] or None))
+    try:
+        path = write(args["results_dir"], args["reference"], args["out"] or None,
+                     cli.boolean(args, "allow_mixed"))
+    except (ResultsError, FileNotFoundError) as err:
+        sys.exit(f"error: {err}")
+    print(path)
 
 
 if __name__ == "__main__":

@@ -64,3 +64,24 @@ def test_report_says_what_a_study_lacks(results, tmp_path):
     assert "This study has no fits of hierarchical" in text
     assert "This study has no fits of student_t, normal_inv_chi2" in text
     assert "no heavy-tailed effects" not in text or "t_effects" in text
+
+
+def test_report_refuses_one_job_from_two_versions_unless_asked(results, tmp_path, capsys):
+    """Two files of one job from different code versions: one line naming both, nothing written;
+    ``allow_mixed=true`` reads both as separate jobs."""
+    folder, df = results
+    one = df[df["config_hash"] == df["config_hash"].iloc[0]]
+    one.to_parquet(tmp_path / "a.parquet", index=False)
+    one.assign(config_hash="0123456789ab", code_version="other").to_parquet(
+        tmp_path / "b.parquet", index=False
+    )
+    with pytest.raises(SystemExit) as err:
+        report.main([f"results_dir={tmp_path}"])
+    message = str(err.value)
+    assert message.startswith("error: ") and "\n" not in message
+    assert "a.parquet" in message and "b.parquet" in message and "allow_mixed=true" in message
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.parquet", "b.parquet"]
+    with pytest.raises(SystemExit, match="allow_mixed='maybe' is not allowed: true or false"):
+        report.main([f"results_dir={tmp_path}", "allow_mixed=maybe"])
+    report.main([f"results_dir={tmp_path}", "allow_mixed=true"])
+    assert (tmp_path / "report.html").exists()
