@@ -8,7 +8,18 @@ problem (``ResultsError``):
 * it must be a readable parquet file (not truncated or damaged);
 * it must have the ``REQUIRED`` columns, each of its kind (text, integer, number);
 * it must hold one job (one ``config_hash``) with the same estimands for replicates 0..R-1, each
-  (replicate, param, index) once.
+  (replicate, param, index) once (the pilot file of a job with replicates=auto, whose
+  ``replicates_mode`` is ``pilot``: for consecutive replicates from its first, which
+  ``runs.auto`` draws from an index range of their own).
+
+A folder holds either result files or pilot files (``<study>/pilot/``, which a study's folder
+does not read: it has no sub-folders); a pilot file among result files is refused, since its
+rows are no part of the study's estimates.
+
+The columns that record how a job's replicate count was chosen (``replicates_mode`` and the
+``auto_*`` columns, ``plan_columns``) are neither identity nor per-row columns: jobs of the same
+cell and settings whose counts were chosen differently are the same job (their replicates are the
+same data sets), and specs of one cell with different planned counts are still one cell.
 
 Across files, no job may be counted twice: two files whose identity columns (all but the
 per-row and the provenance ones) are equal hold the same job (cell, prior, settings, seed), so
@@ -64,6 +75,13 @@ def read_results(results_dir, allow_mixed: bool | str = False) -> pd.DataFrame:
     if not files:
         raise FileNotFoundError(f"results_dir={str(folder)!r} holds no *.parquet result files")
     frames = [read_file(f) for f in files]
+    pilots = [f for f, df in zip(files, frames) if _is_pilot(df)]
+    if pilots and len(pilots) < len(files):
+        raise ResultsError(
+            f"{pilots[0]}: the pilot of a replicates=auto job (replicates_mode pilot) among "
+            f"result files: its rows are no part of the study's estimates; pilot files belong "
+            f"in the study's pilot/ folder"
+        )
     _refuse_duplicate_jobs(files, frames, allow_mixed)
     return pd.concat(frames, ignore_index=True)
 
@@ -107,9 +125,11 @@ def _check_one_job(path: Path, df: pd.DataFrame) -> None:
             f"{path}: replicate {r['replicate']}, {r['param']}[{r['index']}] appears more than once"
         )
     replicates = np.sort(df["replicate"].unique())
-    if not np.array_equal(replicates, np.arange(len(replicates))):
+    first = replicates[0] if _is_pilot(df) and len(replicates) else 0
+    if not np.array_equal(replicates, first + np.arange(len(replicates))):
+        wanted = "consecutive replicates" if first else "0..R-1"
         raise ResultsError(
-            f"{path}: column 'replicate' holds {replicates.tolist()[:10]}, not 0..R-1: incomplete"
+            f"{path}: column 'replicate' holds {replicates.tolist()[:10]}, not {wanted}: incomplete"
         )
     sizes = df.groupby("replicate").size()
     if sizes.nunique() > 1:
@@ -117,6 +137,18 @@ def _check_one_job(path: Path, df: pd.DataFrame) -> None:
             f"{path}: replicate {sizes.idxmin()} has {sizes.min()} rows, replicate "
             f"{sizes.idxmax()} {sizes.max()}: incomplete"
         )
+
+
+def _is_pilot(df: pd.DataFrame) -> bool:
+    """Rows of the pilot of a replicates=auto job (``runs.auto``), not of a study's estimates."""
+    mode = df["replicates_mode"] if "replicates_mode" in df else None
+    return mode is not None and len(df) > 0 and bool((mode == "pilot").all())
+
+
+def plan_columns(df: pd.DataFrame) -> list[str]:
+    """The columns that record how a job's replicate count was chosen: ``replicates_mode`` and,
+    for replicates=auto, the plan and the MCSEs achieved (``auto_*``, see ``runs.store``)."""
+    return [c for c in df.columns if c == "replicates_mode" or c.startswith("auto_")]
 
 
 def _refuse_duplicate_jobs(files: list[Path], frames: list[pd.DataFrame], allow_mixed: bool):
@@ -180,8 +212,9 @@ PER_ROW = {
 
 def identity_columns(df: pd.DataFrame) -> list[str]:
     """The columns that identify a job (cell x prior x settings, provenance): all but the
-    per-row ones, in the order of ``df``."""
+    per-row ones and the ``plan_columns``, in the order of ``df``."""
+    plan = set(plan_columns(df))
     return [
         c for c in df.columns
-        if c not in PER_ROW and not c.startswith(("lower_", "upper_")) and not c.startswith("_")
+        if c not in PER_ROW and c not in plan and not c.startswith(("lower_", "upper_", "_"))
     ]

@@ -37,6 +37,13 @@ replicates both fitted, and its MCSE from the paired replicate-level differences
 smaller than the two MCSEs combined. Columns ``<measure>_diff`` and ``<measure>_diff_mcse``, and
 ``rmse_ratio`` (RMSE over the reference's RMSE) with its jackknife MCSE.
 
+With ``replicates=auto`` (``runs.auto``) the specs of a cell may run different numbers of
+replicates, 0..N_spec - 1: a paired difference uses the replicates both ran, 0..min(N) - 1
+(``n_paired``), each the same data set for both specs. Its estimate stays unbiased, since each
+N depends only on that spec's pilot, which is independent of the main replicates. The columns
+that record the plan (``replicates_mode``, ``auto_*``) are copied into each job's summary row
+and take no part in matching cells.
+
 Data sets a spec declined (status skipped) are left out of every measure and counted in
 ``skipped_rate``; closed-form specs have no draws, so their divergence, convergence and clean
 coverage columns are NaN, as is the coverage of a point estimate without an interval.
@@ -47,7 +54,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analysis.load import identity_columns
+from analysis.load import identity_columns, plan_columns
 
 LEVELS = (50, 80, 90, 95)
 RHAT_LIMIT = 1.01
@@ -284,6 +291,9 @@ def summarize(df: pd.DataFrame, param: str = "theta", reference: str | None = RE
     out = out.reset_index()
     out.insert(0, "param", param)
     out.insert(1, "reference", reference if reference is not None else "")
+    plan = plan_columns(df)
+    if plan:  # how each job's replicate count was chosen (replicates=auto: the plan, the MCSEs)
+        out = out.join(df.groupby("config_hash", sort=True)[plan].first(), on="config_hash")
     return out
 
 

@@ -25,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import models
 import sim
-from models.engine import PARAMETERIZATIONS, RESULTS_VERSION, Inference
+from models.engine import ESTIMANDS, PARAMETERIZATIONS, RESULTS_VERSION, Inference
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
 """The folder of the Hydra configs; a sub-folder of yaml files is a config group."""
@@ -54,11 +54,16 @@ class Study:
 
     study: str  # the study's name, its folder under results_root: letters, digits, _ - .
     seed: int  # study seed, >= 0: with the scenario and its parameters it fixes every data set
-    replicates: int  # simulated data sets per cell, >= 1
+    replicates: int | str  # simulated data sets per cell, >= 1, or auto (see runs.auto)
     results_root: str  # folder of one sub-folder per study; must be a folder we can write in
     force: bool  # recompute a job whose result file exists
     memory_budget_gb: float  # memory the engine may use for draws at once, > 0
     compilation_cache: Optional[str]  # persistent XLA cache folder; null disables it
+    auto: Optional[dict]  # settings of replicates=auto (runs.auto); may be absent otherwise
+
+
+OPTIONAL_KEYS = ("auto",)
+"""Keys of a schema that a config may leave out (``auto`` is needed with replicates=auto only)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,7 +86,8 @@ _RULES = {  # key: (check, what is allowed), beyond the type the schema gives
     "study": (lambda v: bool(_STUDY_NAME.fullmatch(v)),
               "a folder name of letters, digits, '_', '-' and '.' (not starting with '.')"),
     "seed": (lambda v: v >= 0, "an integer >= 0"),
-    "replicates": (lambda v: v >= 1, "an integer >= 1"),
+    "replicates": (lambda v: v == "auto" or (_is_int(v) and v >= 1),
+                   "an integer >= 1, or auto (as many as the targets in auto need)"),
     "memory_budget_gb": (lambda v: v > 0, "a number > 0"),
     "results_root": (lambda v: v != "", "a folder"),
     "dataset": (lambda v: v != "", "a data set's name or a CSV path"),
@@ -93,6 +99,9 @@ _TYPES = {  # the schema's field types: (check, what is allowed)
     "float": (_is_number, "a finite number"),
     "bool": (lambda v: isinstance(v, bool), "true or false"),
     "Optional[str]": (lambda v: v is None or isinstance(v, str), "a folder or null"),
+    "int | str": (lambda v: _is_int(v) or isinstance(v, str), "an integer"),
+    "Optional[dict]": (lambda v: v is None or isinstance(v, (dict, DictConfig)),
+                       "a block of settings or null"),
 }
 
 
@@ -104,6 +113,8 @@ def _validate_keys(cfg: DictConfig, schema) -> None:
         _require(key in fields, key, cfg[key],
                  f"not a key of this config; its keys are {', '.join([*fields, *GROUPS])}")
     for key, kind in fields.items():
+        if key in OPTIONAL_KEYS and key not in cfg:
+            continue
         _require(key in cfg, key, None, "a value is needed")
         value = cfg[key]
         ok, allowed = _TYPES[kind]
@@ -119,6 +130,8 @@ def validate(cfg: DictConfig, writable: bool = True) -> None:
     _validate_keys(cfg, Study if "scenario" in cfg else Fit)
     if "scenario" in cfg:
         _validate_scenario(cfg.scenario)
+        if cfg.replicates == "auto":
+            validate_auto(cfg.get("auto"))
     validate_prior(cfg.prior)
     _validate_inference(cfg.inference)
     if writable:
@@ -148,6 +161,46 @@ def _validate_inference(inf) -> None:
                  f"an integer >= {least}{why}")
     _require(_is_number(inf.target_accept) and 0 < inf.target_accept < 1,
              "inference.target_accept", inf.target_accept, "a number in (0, 1)")
+
+
+def validate_auto(block) -> None:
+    """The ``auto`` block of a job with replicates=auto (``runs.auto``): exactly its settings,
+    an estimand family, at least one target (a known measure and an MCSE > 0), a pilot of at
+    least 2 replicates, a batch of at least 1 and a cap of at least one batch."""
+    from runs import auto
+
+    if isinstance(block, dict):
+        block = OmegaConf.create(block)
+    settings = ", ".join(auto.SETTINGS)
+    _require(isinstance(block, (dict, DictConfig)), "auto", block,
+             f"a block of settings with {settings}, needed with replicates=auto")
+    for key in block.keys():
+        _require(key in auto.SETTINGS, f"auto.{key}", block[key],
+                 f"not a setting of replicates=auto; the settings are {settings}")
+    for key in auto.SETTINGS:
+        _require(key in block and block[key] is not None, f"auto.{key}", None,
+                 "a value is needed with replicates=auto")
+    _require(block.estimand in ESTIMANDS, "auto.estimand", block.estimand,
+             f"an estimand family: one of {', '.join(ESTIMANDS)}")
+    targets = block.targets
+    _require(isinstance(targets, (dict, DictConfig)) and len(targets) > 0, "auto.targets",
+             _plain(targets), "one or more measures, each with the Monte Carlo SE wanted, e.g. "
+             "{coverage_90: 0.01, rmse_rel: 0.02}")
+    for name, value in targets.items():
+        _require(name in auto.TARGETS, f"auto.targets.{name}", value,
+                 f"a measure: one of {', '.join(auto.TARGETS)}")
+        _require(_is_number(value) and value > 0, f"auto.targets.{name}", value,
+                 "a number > 0 (the Monte Carlo SE wanted; relative for a name ending in _rel)")
+    _require(_is_int(block.pilot) and 2 <= block.pilot <= auto.MAX_CAP, "auto.pilot", block.pilot,
+             f"an integer from 2 (the pilot estimates a variance) to {auto.MAX_CAP}")
+    _require(_is_int(block.batch) and block.batch >= 1, "auto.batch", block.batch,
+             "an integer >= 1")
+    _require(_is_int(block.cap) and block.batch <= block.cap <= auto.MAX_CAP, "auto.cap",
+             block.cap, f"an integer from auto.batch ({block.batch}) to {auto.MAX_CAP}")
+
+
+def _plain(value):
+    return OmegaConf.to_container(value) if isinstance(value, DictConfig) else value
 
 
 def check_writable(folder, key: str = "results_root", value=None) -> None:
@@ -286,7 +339,9 @@ def identity(cfg: DictConfig) -> dict:
         "results_version": RESULTS_VERSION,
         "study": cfg.study,
         "seed": int(cfg.seed),
-        "replicates": int(cfg.replicates),
+        "replicates": "auto" if cfg.replicates == "auto" else int(cfg.replicates),
+        # the auto settings decide how many replicates run: part of the job when used
+        **({"auto": OmegaConf.to_container(cfg.auto)} if cfg.replicates == "auto" else {}),
         "scenario": OmegaConf.to_container(cfg.scenario),
         "prior": OmegaConf.to_container(cfg.prior),
         "inference": OmegaConf.to_container(cfg.inference),

@@ -4,6 +4,11 @@
 entry point ``runs.study`` is three lines around it. ``compute(cfg, replicates)`` makes the rows of
 any replicates of a job without writing them: ``runs.replay`` refits one replicate with it.
 
+With ``replicates=auto`` (``runs.auto``) a job runs a pilot of its own replicate indices, plans
+from it how many main replicates its Monte Carlo SE targets need, and runs those in batches of
+one size; the pilot's rows land in ``<study>/pilot/``, the plan in the main rows' ``auto_*``
+columns. Its result file appears at the end, as a fixed job's does.
+
 A fit that raises (an XLA or NumPyro error) does not lose the job: its replicates are refitted one
 at a time, and those that still fail get rows with ``status = failed``, NaN summaries, the error in
 ``skip_reason`` and their ``seed`` and ``replicate``, so that ``runs.replay`` can refit exactly that
@@ -24,7 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 import models
 import sim
 from models import closed_form, engine
-from runs import config, store
+from runs import auto, config, store
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +54,18 @@ def planned_path(cfg: DictConfig) -> Path:
     return result_path(cfg, config.config_hash(config.identity(cfg)))
 
 
+def pilot_path(path: Path) -> Path:
+    """The file of the pilot rows of the replicates=auto job whose result file is ``path``: in
+    the sub-folder ``pilot/``, which ``analysis.load.read_results`` of the study does not read."""
+    return path.parent / "pilot" / path.name
+
+
 def run(cfg: DictConfig) -> Path:
     """Run the job ``cfg`` unless its result file exists (then say so); return the file's path."""
     config.validate(cfg)
     chash = config.config_hash(config.identity(cfg))
     path = result_path(cfg, chash)
-    for tmp in store.remove_stale_temps(path):
+    for tmp in [*store.remove_stale_temps(path), *store.remove_stale_temps(pilot_path(path))]:
         log.info("removed %s, left by a writer that was killed", tmp.name)
     if path.exists() and not cfg.force:
         log.info("skip %s: result exists (force=true recomputes)", path)
@@ -62,8 +73,12 @@ def run(cfg: DictConfig) -> Path:
     _use_compilation_cache(cfg.get("compilation_cache"))
 
     started = time.perf_counter()
-    table = compute(cfg, np.arange(cfg.replicates))
+    if cfg.replicates == "auto":
+        table = _compute_auto(cfg, chash, path)
+    else:
+        table = compute(cfg, np.arange(cfg.replicates))
     seconds = time.perf_counter() - started
+    n_rep = table["replicate"].nunique()
     for k, v in store.provenance(chash, seconds).items():
         table[k] = v
     store.write_atomic(table, path)
@@ -76,9 +91,85 @@ def run(cfg: DictConfig) -> Path:
     n_bad = int((~status.isin(("ok", "skipped"))).sum())
     log.info(
         "wrote %s: %d fits in %.1f s (%.3f s/fit), %d flagged (divergent, high R-hat, nonfinite "
-        "or failed)", path, cfg.replicates, seconds, seconds / cfg.replicates, n_bad,
+        "or failed)", path, n_rep, seconds, seconds / n_rep, n_bad,
     )
     return path
+
+
+def _compute_auto(cfg: DictConfig, chash: str, path: Path) -> pd.DataFrame:
+    """The main rows of a replicates=auto job, ``auto_*`` columns included; its pilot rows are
+    written to ``pilot_path(path)`` (or read from there, when a run before wrote them)."""
+    settings = auto.Settings.of(cfg.auto)
+
+    def fit(indices: np.ndarray) -> pd.DataFrame:
+        # every batch is ``batch`` data sets (a short one padded with copies of its last data
+        # set, whose rows are dropped), so the engine cuts every batch into the same chunks:
+        # one compiled program for the pilot and all the main batches
+        padded = np.concatenate(
+            [indices, np.repeat(indices[-1:], settings.batch - len(indices))]
+        )
+        rows = compute(cfg, padded)
+        if len(padded) > len(indices):
+            rows = rows.drop_duplicates(["replicate", "param", "index"], ignore_index=True)
+        return rows
+
+    def mcse(frames: list) -> dict:
+        return auto.target_mcse(pd.concat(frames, ignore_index=True), settings)
+
+    started = time.perf_counter()
+
+    def report(stage, done, of, indices, seconds):
+        log.info("auto: %s batch of replicates %d..%d in %.1f s: %d of %d done, %.1f s so far",
+                 stage, indices[0], indices[-1], seconds, done, of, time.perf_counter() - started)
+
+    # the pilot is written as soon as it is done, so that a job killed in its main run
+    # starts again from the pilot's file (the same rows: they depend on the replicate indices)
+    pilot_file = pilot_path(path)
+    pilot = None if cfg.force else _stored_pilot(pilot_file, chash, settings)
+    if pilot is not None:
+        log.info("auto: the pilot's %d replicates read from %s", settings.pilot, pilot_file)
+    else:
+        rows = pd.concat(auto.run_pilot(fit, settings, on_batch=report), ignore_index=True)
+        _check_estimand(rows, settings)
+        rows["replicates_mode"] = "pilot"
+        for k, v in store.provenance(chash, time.perf_counter() - started).items():
+            rows[k] = v
+        store.write_atomic(rows, pilot_file)
+        pilot = [rows]
+    outcome = auto.two_stage(fit, mcse, settings, pilot=pilot, on_batch=report)
+    log.info("auto: the pilot's MCSEs, %s, plan %s main replicates (each target needs %s)",
+             _numbers(outcome.pilot_mcse), outcome.plan.n, _numbers(outcome.plan.needed))
+    table = pd.concat(outcome.main, ignore_index=True)
+    at = table.columns.get_loc("replicates_mode") + 1
+    for i, (k, v) in enumerate(auto.columns(outcome).items()):
+        table.insert(at + i, k, v)
+    log.info(auto.describe(outcome))
+    return table
+
+
+def _stored_pilot(file: Path, chash: str, settings: auto.Settings) -> list | None:
+    """The pilot rows a run before wrote for this job, if ``file`` holds all of them."""
+    try:
+        rows = pd.read_parquet(file)
+    except (OSError, ValueError):  # no file yet, or an unreadable one: compute the pilot again
+        return None
+    wanted = auto.PILOT_FIRST + np.arange(settings.pilot)
+    whole = (
+        len(rows) > 0 and (rows["config_hash"] == chash).all()
+        and np.array_equal(np.sort(rows["replicate"].unique()), wanted)
+    )
+    return [rows] if whole else None
+
+
+def _check_estimand(rows: pd.DataFrame, settings: auto.Settings) -> None:
+    """The job reports the estimand family its targets are on (known after the pilot's fits)."""
+    reported = [p for p in engine.ESTIMANDS if p in set(rows["param"])]
+    config._require(settings.estimand in reported, "auto.estimand", settings.estimand,
+                    f"an estimand family this job reports: one of {', '.join(reported)}")
+
+
+def _numbers(values: dict) -> str:
+    return ", ".join(f"{k} {v:.4g}" for k, v in values.items())
 
 
 def compute(cfg: DictConfig, replicates: np.ndarray) -> pd.DataFrame:
@@ -133,6 +224,8 @@ def compute(cfg: DictConfig, replicates: np.ndarray) -> pd.DataFrame:
         **{f"prior_{k}": v for k, v in hyper.items()},
         **OmegaConf.to_container(cfg.inference),
         "seed": int(cfg.seed),
+        # fixed (a given count) or auto (runs.auto); the auto_* columns follow it
+        "replicates_mode": "auto" if cfg.get("replicates") == "auto" else "fixed",
     }
     table = store.rows(
         summary, truth, replicates, identity_cols,

@@ -5,7 +5,14 @@ Columns, in order (README, "Result files", documents each):
 * identity: ``study``, ``scenario``, every scenario parameter, ``prior``,
   ``prior_parameterization``, ``prior_<hyperparameter>`` for each of the spec's hyperparameters,
   the inference settings (``chains``, ``warmup``, ``draws``, ``target_accept``,
-  ``max_tree_depth``), ``seed``, ``replicate``;
+  ``max_tree_depth``), ``seed``, ``replicates_mode`` (``fixed``, ``auto``; ``pilot`` in a pilot
+  file), then, for a job with replicates=auto (``runs.auto``), its plan: ``auto_estimand``,
+  ``auto_pilot``, ``auto_batch``, ``auto_cap``, ``auto_needed`` (the count every target needed
+  by the pilot, inf where the pilot gave no MCSE), ``auto_planned`` (the main replicates run),
+  ``auto_stop`` (``target``: the planned count was reached; ``cap``: the targets needed more)
+  and, for each target measure k, ``auto_target_k``, ``auto_pilot_mcse_k`` (on the pilot),
+  ``auto_mcse_k`` (achieved on the main replicates, as the summaries report it) and
+  ``auto_met_k``; then ``replicate``;
 * the estimand: ``param`` (theta, mu, tau, sigma; p for binomial data), ``index`` (group j for
   theta and p, 0 otherwise), ``true_value``, ``raw_estimate`` (the group's own estimate before any
   pooling: ybar_j, y_j or the empirical logit for theta, successes / trials for p; NaN for the

@@ -8,8 +8,11 @@ the config of every job of the sweep and checks it (``runs.config.validate``: va
 the results folder takes files), refuses a sweep that lists one job twice, and says how many
 jobs are done already; a bad value stops the whole sweep with one line, before anything is
 written. After each job it logs how many jobs and replicates of the sweep are done and an
-estimate of the time left. It runs with any launcher (joblib, submitit): the launcher carries the
-callback to the processes that run the jobs.
+estimate of the time left. A job with ``replicates=auto`` learns its replicate count as it runs:
+its replicates are counted from its file when it is done, and a sweep with such jobs says so,
+counts the replicates done so far, and estimates the time left by jobs. It runs with any
+launcher (joblib, submitit): the launcher carries the callback to the processes that run the
+jobs.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ import time
 from pathlib import Path
 
 import hydra
+import pyarrow as pa
+import pyarrow.parquet as pq
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
@@ -73,11 +78,13 @@ def _one_line(err: Exception) -> str:
 
 
 class Plan:
-    """A checked sweep: every job's result file and replicate count, and what was done before."""
+    """A checked sweep: every job's result file and replicate count (None for replicates=auto:
+    not known in advance), and what was done before."""
 
     def __init__(self, jobs: list[tuple[list[str], DictConfig]]):
         self.paths: list[str] = []
-        self.replicates: list[int] = []
+        self.replicates: list[int | None] = []
+        self.auto: dict[int, tuple[int, int]] = {}  # job number -> (pilot, cap) of auto jobs
         self.forced: list[bool] = []
         self.started = time.time()
         first: dict[Path, int] = {}
@@ -94,7 +101,11 @@ class Plan:
                 )
             first[path] = number
             self.paths.append(str(path.absolute()))
-            self.replicates.append(int(cfg.replicates))
+            if cfg.replicates == "auto":
+                self.replicates.append(None)
+                self.auto[number] = (int(cfg.auto.pilot), int(cfg.auto.cap))
+            else:
+                self.replicates.append(int(cfg.replicates))
             self.forced.append(bool(cfg.force))
         for folder in sorted({Path(p).parent for p in self.paths}):
             config.check_writable(folder, "results_root", str(folder.parent))
@@ -104,26 +115,52 @@ class Plan:
         """(jobs, replicates) whose result file exists (for a job run with force=true: was
         written since the sweep started)."""
         finished = [
-            r for p, r, forced in zip(self.paths, self.replicates, self.forced)
+            r if r is not None else _replicates_in(Path(p))
+            for p, r, forced in zip(self.paths, self.replicates, self.forced)
             if _written_since(Path(p), self.started if forced else None)
         ]
         return len(finished), sum(finished)
+
+    def fixed_replicates(self) -> int:
+        return sum(r for r in self.replicates if r is not None)
+
+    def size(self) -> str:
+        """The sweep's replicates: a count, or what is known of it with replicates=auto jobs."""
+        if not self.auto:
+            return f"{self.fixed_replicates()} replicates"
+        sizes = sorted({f"pilot {p} + up to {c}" for p, c in self.auto.values()})
+        text = f"{len(self.auto)} with replicates=auto: {' or '.join(sizes)} replicates each"
+        fixed = len(self.paths) - len(self.auto)
+        return text + (f"; {fixed} with {self.fixed_replicates()} replicates" if fixed else "")
 
     def progress(self) -> str:
         jobs, reps = self.done()
         elapsed = time.time() - self.started
         new = jobs - self.done_before
         left = len(self.paths) - jobs
+        by_jobs = " (by jobs)" if self.auto else ""
         if left == 0:
             eta = "none left"
         elif new > 0:
-            eta = f"about {_duration(elapsed / new * left)} left"
+            eta = f"about {_duration(elapsed / new * left)} left{by_jobs}"
         else:
             eta = "time left not known yet"
-        return (
-            f"progress: {jobs} of {len(self.paths)} jobs done ({reps} of {sum(self.replicates)} "
-            f"replicates), {_duration(elapsed)} elapsed, {eta}"
+        count = (
+            f"{reps} replicates so far; replicates=auto: counts not known in advance"
+            if self.auto else f"{reps} of {self.fixed_replicates()} replicates"
         )
+        return (
+            f"progress: {jobs} of {len(self.paths)} jobs done ({count}), "
+            f"{_duration(elapsed)} elapsed, {eta}"
+        )
+
+
+def _replicates_in(path: Path) -> int:
+    """The main replicates in a result file (0 if it cannot be read)."""
+    try:
+        return len(pq.read_table(path, columns=["replicate"]).column(0).unique())
+    except (OSError, ValueError, KeyError, pa.ArrowException):
+        return 0
 
 
 def _written_since(path: Path, since: float | None) -> bool:
@@ -162,10 +199,11 @@ class Preflight(Callback):
                      config.hydra.sweeper.get("_target_"))
             return
         self.plan = _stop_on_error(lambda: Plan(sweep_jobs(config)))
-        n, reps = len(self.plan.paths), sum(self.plan.replicates)
+        n = len(self.plan.paths)
         log.info(
-            "preflight: %d jobs (%d replicates) checked; %d done already (skipped unless "
-            "force=true), %d to run", n, reps, self.plan.done_before, n - self.plan.done_before,
+            "preflight: %d jobs (%s) checked; %d done already (skipped unless "
+            "force=true), %d to run", n, self.plan.size(), self.plan.done_before,
+            n - self.plan.done_before,
         )
 
     def on_job_end(self, config: DictConfig, job_return, **kwargs) -> None:

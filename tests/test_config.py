@@ -60,6 +60,17 @@ BAD = [
     # the study's own keys (the schema runs.config.Study)
     ("seed=-1", "seed=-1"),
     ("replicates=2.5", "replicates=2.5"),
+    ("replicates=many", "replicates='many' is not allowed: an integer >= 1, or auto"),
+    # replicates=auto and its settings (runs.auto)
+    ("replicates=auto auto.pilot=1", "auto.pilot=1"),
+    ("replicates=auto auto.batch=2.5", "auto.batch=2.5"),
+    ("replicates=auto auto.cap=0", "auto.cap=0"),
+    ("replicates=auto auto.estimand=eta", "auto.estimand='eta'"),
+    ("replicates=auto +auto.targets.rmse_rell=0.02", "auto.targets.rmse_rell=0.02"),
+    ("replicates=auto auto.targets.coverage_90=-0.01", "auto.targets.coverage_90=-0.01"),
+    ("replicates=auto auto.targets=null", "auto.targets=None"),
+    ("replicates=auto +auto.patience=3", "auto.patience=3"),
+    ("replicates=auto ~auto", "auto=None"),
     ("memory_budget_gb=0", "memory_budget_gb=0"),
     ("force=maybe", "force='maybe'"),
     ("study=../elsewhere", "study='../elsewhere'"),

@@ -18,7 +18,7 @@ DOCUMENTED = [
     "study", "scenario", "n_groups", "group_size", "tau", "sigma", "mu",
     "prior", "prior_spec", "method", "prior_parameterization", "prior_mu_family", "prior_mu_loc",
     "prior_mu_scale", "prior_tau_family", "prior_tau_scale", "prior_tau_df", "prior_sigma_scale",
-    "chains", "warmup", "draws", "target_accept", "max_tree_depth", "seed",
+    "chains", "warmup", "draws", "target_accept", "max_tree_depth", "seed", "replicates_mode",
     "replicate", "param", "index", "true_value", "raw_estimate", "posterior_mean", "posterior_sd",
     "posterior_median", "lower_50", "upper_50", "lower_80", "upper_80", "lower_90", "upper_90",
     "lower_95", "upper_95", "truth_cdf", "rhat", "ess_bulk", "n_divergent", "n_max_treedepth", "n_leapfrog",
