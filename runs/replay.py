@@ -69,6 +69,14 @@ def job_config(table: pd.DataFrame, path) -> DictConfig:
         },
         "inference": {f.name: first[f.name] for f in dataclasses.fields(Inference)},
     }
+    if first.get("replicates_mode") == "auto":  # the count came from the job's auto block
+        cfg["replicates"] = "auto"
+        cfg["auto"] = {
+            "estimand": first["auto_estimand"], "pilot": first["auto_pilot"],
+            "batch": first["auto_batch"], "cap": first["auto_cap"],
+            "targets": {c[len("auto_target_"):]: first[c] for c in table.columns
+                        if c.startswith("auto_target_")},
+        }
     cfg = OmegaConf.create(_plain(cfg))
     stored = str(first["config_hash"])
     rebuilt = config.config_hash(config.identity(cfg))

@@ -26,7 +26,7 @@ from omegaconf import read_write
 from analysis import measures
 from analysis.load import ResultsError, read_results
 from models import engine
-from runs import auto, job, study
+from runs import auto, job, replay, study
 from runs.config import ConfigError
 from tests.helpers import CONF, TINY, compose_study
 
@@ -369,3 +369,10 @@ def test_the_auto_settings_are_part_of_the_job_only_with_replicates_auto(tmp_pat
     other = job.planned_path(compose_study(tmp_path, "prior=flat", "replicates=auto",
                                            "auto.cap=40"))
     assert len({fixed, auto_path, other}) == 3
+
+
+def test_one_replicate_of_an_auto_job_is_replayed_exactly(exact_job):
+    """runs.replay rebuilds the auto block from the rows, so the job's hash matches."""
+    _, path = exact_job
+    stored, replayed = replay.replay(path, 3)
+    assert len(stored) > 0 and replay.reproduced(stored, replayed)
