@@ -7,8 +7,8 @@ Before any job starts, ``Preflight`` (a Hydra callback, ``hydra.callbacks.prefli
 the config of every job of the sweep and checks it (``runs.config.validate``: values, and that
 the results folder takes files), refuses a sweep that lists one job twice, and says how many
 jobs are done already; a bad value stops the whole sweep with one line, before anything is
-written. After each job it logs how many jobs and replicates of the sweep are done and an
-estimate of the time left. A job with ``replicates=auto`` learns its replicate count as it runs:
+written; a sweep whose every job is done ends there. After each job it logs how many jobs and
+replicates of the sweep are done and an estimate of the time left. A job with ``replicates=auto`` learns its replicate count as it runs:
 its replicates are counted from its file when it is done, and a sweep with such jobs says so,
 counts the replicates done so far, and estimates the time left by jobs. It runs with any
 launcher (joblib, submitit): the launcher carries the callback to the processes that run the
@@ -205,6 +205,10 @@ class Preflight(Callback):
             "force=true), %d to run", n, self.plan.size(), self.plan.done_before,
             n - self.plan.done_before,
         )
+        if self.plan.done_before == n:  # (a job with force=true is never done before)
+            # nothing to compute: end here rather than start a worker per job only to skip it
+            log.info("preflight: every job of the sweep is done; nothing to run")
+            sys.exit(0)
 
     def on_job_end(self, config: DictConfig, job_return, **kwargs) -> None:
         if self.plan is not None:

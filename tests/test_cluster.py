@@ -89,5 +89,6 @@ def test_a_sweep_through_submitit_local_lands_in_one_results_folder(tmp_path):
     again = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert again.returncode == 0, (again.stdout + again.stderr)[-3000:]
     assert "4 done already" in again.stdout + again.stderr
+    assert "every job of the sweep is done; nothing to run" in again.stdout + again.stderr
     assert {p: p.stat().st_mtime_ns for p in folder.glob("*.parquet")} == stamps
     print(f"\nsubmitit_local: {df['config_hash'].nunique()} jobs, {len(df)} rows, {seconds:.0f} s")
