@@ -103,8 +103,10 @@ def test_real_multirun_then_figures(tmp_path):
     cmd = [sys.executable, "-m", "runs.study", "scenario.n_groups=3", "scenario.group_size=4",
            "scenario.tau=0.5,2", "prior=glob(*)", "replicates=2", "inference.chains=2",
            "inference.warmup=60", "inference.draws=60", f"results_root={tmp_path}",
-           "study=tiny", "compilation_cache=null"]
-    done = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=600)
+           "study=tiny", f"compilation_cache={tmp_path / 'xla-cache'}"]
+    # generous: 16 NUTS jobs compile (the two cells of a prior share one program through the
+    # cache), beside the other test worker on 2 cores
+    done = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=1200)
     assert done.returncode == 0, done.stderr[-3000:]
     files = sorted((tmp_path / "tiny").glob("*.parquet"))
     priors = sorted(p.stem for p in (root / "conf" / "prior").glob("*.yaml"))
