@@ -11,7 +11,7 @@ WORKERS ?= 2
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: env study figures report scenarios sbc paper paper-efron-morris paper-rat-tumors paper-gelman2006 paper-bda3-eight-schools paper-funnel test test-slow test-all clean
+.PHONY: env study figures report scenarios sbc paper paper-efron-morris paper-rat-tumors paper-gelman2006 paper-bda3-eight-schools paper-funnel bench test test-slow test-all clean
 
 env: $(SYNCED)
 
@@ -25,10 +25,14 @@ $(SYNCED): pyproject.toml uv.lock | $(UV)
 	$(UV) sync --frozen --python $(PYTHON)
 	@touch $@
 
-# The study, then its figures and report.html (analysis.report draws the figures it embeds).
+# The study, then its figures and report.html (analysis.report draws the figures it embeds). A
+# report newer than every result file and every analysis module is kept: a rerun with nothing
+# changed ends after the preflight.
 study: env
 	$(PY) -m runs.study study=$(STUDY)
-	$(PY) -m analysis.report results_dir=results/$(STUDY)
+	@if [ -f results/$(STUDY)/report.html ] && [ -z "$$(find results/$(STUDY) -maxdepth 1 -name '*.parquet' -newer results/$(STUDY)/report.html; find analysis -name '*.py' -newer results/$(STUDY)/report.html)" ]; then \
+		echo "results/$(STUDY)/report.html is newer than every result file: kept"; \
+	else $(PY) -m analysis.report results_dir=results/$(STUDY); fi
 
 figures: env
 	$(PY) -m analysis.figures results_dir=results/$(STUDY)
@@ -75,6 +79,23 @@ paper-rat-tumors: env
 sbc: env
 	$(PY) -m runs.sbc out=results/sbc
 	$(PY) -m analysis.sbc results_dir=results/sbc
+
+# Throughput benchmark (README, "Throughput benchmark"): hierbench's engine against a NumPyro loop,
+# a reused NumPyro MCMC and PyMC, then scaling in J and memory; about 9 minutes on 2 cores.
+# Options as key=value words, e.g. make bench BENCH="memory_replicates=100 baseline_replicates=5".
+# PyMC comes from the optional `bench` extra, synced from the same uv.lock into an environment of
+# its own: .venv keeps exactly what `make test` and `make study` install (uv sync installs no
+# extras, and would take PyMC out of .venv again at the next sync).
+BENCH ?=
+BENCH_VENV := $(TOOLS)/bench-venv
+BENCH_SYNCED := $(BENCH_VENV)/.synced
+
+$(BENCH_SYNCED): pyproject.toml uv.lock | $(UV)
+	UV_PROJECT_ENVIRONMENT=$(BENCH_VENV) $(UV) sync --frozen --extra bench --python $(PYTHON)
+	@touch $@
+
+bench: $(BENCH_SYNCED)
+	$(BENCH_VENV)/bin/python -m runs.bench $(BENCH)
 
 # Tests run on WORKERS processes (pytest-xdist), one per core.
 test: env
