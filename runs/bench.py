@@ -201,17 +201,12 @@ def fit_engine(task) -> dict:
     """(a): all data sets in one engine.fit call, twice: the first compiles, the second does not."""
     import jax
 
-    from models import engine
-
     n = task["replicates"]
     data = _data(task, n)
     keys = jax.random.split(jax.random.key(0), n)
-    timings = []
-    for _ in range(2):
-        start = time.perf_counter()
-        fit = engine.fit("hierarchical", data, keys, HYPER, parameterization="noncentered",
-                         inference=_inference(task), memory_budget_bytes=_budget(task))
-        timings.append(time.perf_counter() - start)
+    compiling = _engine_fit(task, data, keys)[1]  # the first call compiles
+    fit, timed = _engine_fit(task, data, keys)
+    timings = [compiling, timed]
     summaries = [{site: {"mean": fit.sites[site].mean[r], "sd": fit.sites[site].sd[r],
                          "ess": fit.sites[site].ess_bulk[r]} for site in SITES}
                  for r in range(task["baseline_replicates"])]
@@ -340,29 +335,24 @@ def scaling(task) -> dict:
     group-size check at the first J (8), which reuses that program."""
     import jax
 
-    from models import engine
-
     n = task["scaling_replicates"]
     keys = jax.random.split(jax.random.key(0), n)
     rows, check = [], None
     for i, n_groups in enumerate(task["scaling"]):
         data = _data(task, n, n_groups=n_groups)
-        timings = []
-        for _ in range(2):
-            start = time.perf_counter()
-            fit = engine.fit("hierarchical", data, keys, HYPER, parameterization="noncentered",
-                             inference=_inference(task), memory_budget_bytes=_budget(task))
-            timings.append(time.perf_counter() - start)
+        compiling = _engine_fit(task, data, keys)[1]  # the first call compiles
+        fit, timed = _engine_fit(task, data, keys)
+        timings = [compiling, timed]
         rows.append({"n_groups": n_groups, "replicates": n, "compile_s": timings[0] - timings[1],
                      "sampling_s": timings[1], "s_per_fit": timings[1] / n,
                      "leapfrog_per_fit": float(fit.n_leapfrog.mean()),
                      "min_ess_median": float(statistics.median(_engine_min_ess(fit)))})
         if i == 0:
-            check = _group_size_check(task, data, keys, engine)
+            check = _group_size_check(task, data, keys)
     return {"rows": rows, "group_size": check}
 
 
-def _group_size_check(task, data, keys, engine) -> dict:
+def _group_size_check(task, data, keys) -> dict:
     """The same data sets seen with 100x the observations per group and 10x the noise sd: every
     group mean keeps its standard error, so the posterior of theta, mu, tau keeps its shape (sigma's
     narrows) and the compiled program is the same; only the likelihood's group size changes.
@@ -375,10 +365,8 @@ def _group_size_check(task, data, keys, engine) -> dict:
     leapfrog = {}
     for _ in range(2):
         for size, d in zip(GROUP_SIZES, (data, bigger)):
-            start = time.perf_counter()
-            fit = engine.fit("hierarchical", d, keys, HYPER, parameterization="noncentered",
-                             inference=_inference(task), memory_budget_bytes=_budget(task))
-            seconds[size].append(time.perf_counter() - start)
+            fit, took = _engine_fit(task, d, keys)
+            seconds[size].append(took)
             leapfrog[size] = float(fit.n_leapfrog.mean())
     per_fit = {size: min(s) / len(n_obs) for size, s in seconds.items()}
     ratio = per_fit[GROUP_SIZES[1]] / per_fit[GROUP_SIZES[0]]
@@ -403,10 +391,10 @@ def memory(task) -> dict:
                             model_kwargs={"data": {k: v[0] for k, v in example.items()}, **HYPER})
     n_latent = sum(int(np.prod(np.shape(v))) for v in info.param_info.z.values())
     per_replicate = engine.bytes_per_replicate(n_latent, _inference(task))
-    cap = getattr(engine, "BATCH", None)  # the engine's cap on data sets at once, if it has one
+    cap = engine.BATCH  # the engine's cap on data sets at once
 
     def chunk_of(n_rep):  # as engine.fit chunks n_rep data sets
-        return int(max(1, min(n_rep, _budget(task) // per_replicate, cap or n_rep)))
+        return int(max(1, min(n_rep, _budget(task) // per_replicate, cap)))
 
     full = task["replicates"]  # the reference: 100
     n = chunk_of(full) if task["memory_replicates"] == "chunk" else task["memory_replicates"]
@@ -414,6 +402,16 @@ def memory(task) -> dict:
     return {"n_groups": n_groups, "replicates": n, "full_replicates": full, "n_latent": n_latent,
             "bytes_per_replicate": per_replicate, "budget_bytes": _budget(task), "batch_cap": cap,
             "chunk": chunk_of(n), **row}
+
+
+def _engine_fit(task, data, keys):
+    """(fit, wall seconds) of one engine.fit call on the reference model and settings."""
+    from models import engine
+
+    start = time.perf_counter()
+    fit = engine.fit("hierarchical", data, keys, HYPER, parameterization="noncentered",
+                     inference=_inference(task), memory_budget_bytes=_budget(task))
+    return fit, time.perf_counter() - start
 
 
 def _timed_engine_fit(task, data) -> dict:
