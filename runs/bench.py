@@ -7,6 +7,12 @@ half-normal(5)), J = 8 groups of 10, 4 chains x (500 warmup + 1000 draws), 100 d
 
   (a) hierbench's ``engine.fit``: every data set and chain in one compiled program; compile time is
       the first call less a second call with the same shapes;
+  (a2) the same fits of the same data sets on all cores, as a study runs (one worker process per
+      core): the data sets split into ``processes`` contiguous shares (default: the CPU count;
+      ``processes=1`` skips the row), each share fitted by (a)'s two calls in its own process, all
+      processes at once; the timed calls start together once every process has compiled, and the
+      time is from the first start to the last end; each data set keeps (a)'s key, so its fit is
+      (a)'s (the report compares the means of mu on the data sets (a) summarizes);
   (b) the way most people write it: a new ``numpyro.infer.MCMC(NUTS(model), ...)`` per data set,
       the model a plain NumPyro function of the data (``LocScaleReparam``), NumPyro's default
       chain method (sequential chains on one device); it compiles in every fit, so that is part
@@ -18,14 +24,16 @@ half-normal(5)), J = 8 groups of 10, 4 chains x (500 warmup + 1000 draws), 100 d
       installs it), skipped with a message where PyMC is not installed.
 
 (b), (c) and (d) take seconds per fit, so they fit the first ``baseline_replicates`` of (a)'s data
-sets; every number is also reported per fit. Then: the ratios of (a)'s fits per second to
-theirs, the targets (a)/(b) >= 100 and (a)/(d) >= 50, a check that the methods agree on the
-posterior means and sds of the same data sets within Monte Carlo error, the cost per fit of (a)
-as J grows and as the group size grows, and the peak memory of (a) on J = 1000 groups.
+sets; every number is also reported per fit. Then: the ratios of (a)'s and (a2)'s fits per second
+to theirs, the targets (a)/(b) >= 100 and (a)/(d) >= 50 for (a) and for (a2), a check that the
+methods agree on the posterior means and sds of the same data sets within Monte Carlo error, the
+cost per fit of (a) as J grows and as the group size grows, and the peak memory of (a) on J = 1000
+groups.
 
 Every method runs in its own child process (``python -m runs.bench --child ...``), so its peak RSS
-is its own. No JAX persistent compilation cache is used unless ``JAX_COMPILATION_CACHE_DIR`` is set
-(the run says so); PyMC compiles into a fresh PyTensor folder, so both compile times are cold.
+is its own ((a2)'s is the sum over its processes). No JAX persistent compilation cache is used
+unless ``JAX_COMPILATION_CACHE_DIR`` is set (the run says so); PyMC compiles into a fresh PyTensor
+folder, so both compile times are cold.
 The report is printed and written to ``<out>/bench.json`` and ``<out>/bench.md``.
 
 Options, as ``key=value`` words (see ``OPTIONS``), for example
@@ -58,12 +66,15 @@ SEED = 1
 SITES = ("theta", "mu", "tau", "sigma")
 METHODS = {
     "a": "(a) hierbench engine.fit",
+    "a2": "(a2) hierbench engine.fit, {processes} processes",  # see _label
     "b": "(b) NumPyro, new MCMC per data set",
     "c": "(c) NumPyro, one MCMC, jit_model_args",
     "d": "(d) PyMC, compiled once, pm.set_data",
 }
 SECTIONS = (*METHODS, "scaling", "memory")
 TARGETS = {"b": 100.0, "d": 50.0}  # the issue's targets for (a)/(b) and (a)/(d), fits/s
+ENGINES = ("a", "a2")  # the engine's rows: (a) in one process, (a2) in `processes` at once
+BARRIER_TIMEOUT_S = 900.0  # an (a2) process waits at most this long for the others to compile
 ALPHA = 0.01  # family-wise error rate of the agreement check
 GROUP_SIZES = (10, 1000)  # the group-size check: same J, 100x the observations per group
 # The group-size check passes when s/fit at 1000 per group is at most twice that at 10. The program
@@ -119,6 +130,7 @@ OPTIONS = {  # name: (default, parser, what is allowed)
     "memory_replicates": ("chunk", _chunk_or_int, "<chunk or positive integer>"),
     "memory_budget_gb": (2.0, _positive_float, "<positive number>"),
     "pymc_cores": (1, _positive_int, "<positive integer>"),
+    "processes": (os.cpu_count() or 1, _positive_int, "<positive integer>"),
     "out": ("results/bench", str, "<folder>"),
 }
 
@@ -152,7 +164,7 @@ def main(argv=None) -> None:
     started = time.perf_counter()
     results = {}
     for section in opts["sections"]:
-        results[section] = run_child(section, opts)
+        results[section] = run_processes(opts) if section == "a2" else run_child(section, opts)
     report = build_report(opts, results, time.perf_counter() - started)
     text = render(report)
     print(text)
@@ -166,29 +178,113 @@ def main(argv=None) -> None:
 
 def run_child(section: str, opts: dict) -> dict:
     """Run one section in its own process; its result, or {"error": ...} if it failed."""
-    print(f"[bench] {METHODS.get(section, section)} ...", file=sys.stderr, flush=True)
+    print(f"[bench] {_label(section, opts)} ...", file=sys.stderr, flush=True)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="hierbench-bench-") as tmp:
         result_path = Path(tmp) / "result.json"
-        task = json.dumps({**opts, "section": section})
-        command = [sys.executable, "-m", "runs.bench", "--child", task, str(result_path)]
+        command = _child_command({**opts, "section": section}, result_path)
         proc = subprocess.run(command, capture_output=True, text=True)
         if proc.returncode != 0 or not result_path.exists():
-            lines = proc.stderr.strip().splitlines() or ["(no output)"]
-            # the exception's line of the traceback, not a warning printed after it
-            errors = [line for line in lines if re.match(r"[\w.]+(Error|Exception)\b", line)]
-            last = (errors or lines)[-1]
-            print(f"[bench] {section} failed (exit {proc.returncode}): {last}", file=sys.stderr)
-            return {"error": last}
+            return _child_failed(section, proc.returncode, proc.stderr)
         result = json.loads(result_path.read_text())
     print(f"[bench] {section} done in {time.perf_counter() - started:.0f} s", file=sys.stderr)
     return result
 
 
+def run_processes(opts: dict) -> dict:
+    """(a2): data sets 0..R-1 in ``processes`` contiguous shares, each fitted in its own child
+    process (``fit_engine_share``), all started at once; one result for them all, or {"error": ...}
+    with the first failed child's error (the others are stopped)."""
+    n, k = opts["replicates"], _n_processes(opts)
+    if k == 1:
+        return {"skipped": f"processes={opts['processes']}, replicates={n}: one process, as (a)"}
+    print(f"[bench] {_label('a2', opts)} ...", file=sys.stderr, flush=True)
+    started = time.perf_counter()
+    shares = _shares(n, k)
+    with tempfile.TemporaryDirectory(prefix="hierbench-bench-") as tmp:
+        tmp = Path(tmp)
+        (tmp / "barrier").mkdir()
+        results = [tmp / f"result-{i}.json" for i in range(k)]
+        logs = [tmp / f"stderr-{i}.txt" for i in range(k)]
+        procs = []
+        try:
+            for i, share in enumerate(shares):
+                task = {**opts, "section": "a2", "share": list(share), "process": i,
+                        "n_processes": k, "barrier": str(tmp / "barrier")}
+                with open(logs[i], "w") as log:  # a file, not a pipe: no child blocks on it
+                    procs.append(subprocess.Popen(_child_command(task, results[i]),
+                                                  stdout=subprocess.DEVNULL, stderr=log))
+            while True:
+                codes = [proc.poll() for proc in procs]
+                failed = [i for i, c in enumerate(codes) if c not in (None, 0)]
+                if failed or None not in codes:
+                    break
+                time.sleep(0.1)
+        finally:  # a failed child: the others would wait at the barrier, so stop them
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.terminate()
+                proc.wait()
+        failed = failed or [i for i in range(k) if not results[i].exists()]
+        if failed:
+            i = failed[0]
+            return _child_failed(f"a2 (process {i + 1} of {k}, data sets {shares[i][0]}.."
+                                 f"{shares[i][1] - 1})", codes[i], logs[i].read_text())
+        parts = [json.loads(path.read_text()) for path in results]
+    print(f"[bench] a2 done in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    start, end = min(p["start"] for p in parts), max(p["end"] for p in parts)
+    peaks = ", ".join(f"{p['peak_rss_mb']:.0f}" for p in parts)
+    result = _method_result(
+        n, compile_s=max(p["compile_s"] for p in parts), sampling_s=end - start,
+        compile_in_fit=False, min_ess=[e for p in parts for e in p["min_ess"]],
+        n_divergent=[d for p in parts for d in p["n_divergent"]], summaries=[],
+        notes=[f"{k} processes at once, shares of {'/'.join(str(p['data_sets']) for p in parts)} "
+               "data sets; sampling s: from the first process's timed call starting to the last "
+               "one's ending; compile s: the slowest process's; peak RSS: the sum of the "
+               f"{k} processes' peaks ({peaks} MB)"])
+    result.update(processes=k, shares=[list(share) for share in shares],
+                  mu_means=[m for p in parts for m in p["mu_means"]],
+                  per_process=[{key: p[key] for key in ("data_sets", "start", "end", "compile_s",
+                                                        "peak_rss_mb")} for p in parts],
+                  peak_rss_mb=sum(p["peak_rss_mb"] for p in parts),
+                  **{key: parts[0][key] for key in ("devices", "platform", "compilation_cache")})
+    return result
+
+
+def _child_command(task: dict, result_path) -> list:
+    return [sys.executable, "-m", "runs.bench", "--child", json.dumps(task), str(result_path)]
+
+
+def _child_failed(section: str, returncode, stderr: str) -> dict:
+    """{"error": the exception's line of a failed child's stderr}, said on stderr too."""
+    lines = stderr.strip().splitlines() or ["(no output)"]
+    # the exception's line of the traceback, not a warning printed after it
+    errors = [line for line in lines if re.match(r"[\w.]+(Error|Exception)\b", line)]
+    last = (errors or lines)[-1]
+    print(f"[bench] {section} failed (exit {returncode}): {last}", file=sys.stderr)
+    return {"error": last}
+
+
+def _n_processes(opts) -> int:
+    """(a2)'s processes: ``processes``, but no more than there are data sets."""
+    return min(opts["processes"], opts["replicates"])
+
+
+def _shares(n: int, k: int) -> list:
+    """Data sets 0..n-1 as k contiguous [start, stop) shares whose sizes differ by at most 1."""
+    return [(i * n // k, (i + 1) * n // k) for i in range(k)]
+
+
+def _label(m: str, settings: dict) -> str:
+    """A method's name in the report, (a2)'s with its number of processes."""
+    return METHODS.get(m, m).format(processes=_n_processes(settings))
+
+
 def _child(task_json: str, result_path: str) -> None:
     task = json.loads(task_json)
-    work = {"a": fit_engine, "b": fit_numpyro_loop, "c": fit_numpyro_reused, "d": fit_pymc,
-            "scaling": scaling, "memory": memory}[task["section"]]
+    work = {"a": fit_engine, "a2": fit_engine_share, "b": fit_numpyro_loop,
+            "c": fit_numpyro_reused, "d": fit_pymc, "scaling": scaling,
+            "memory": memory}[task["section"]]
     result = work(task)
     if "skipped" not in result:
         result.update(_process_info())
@@ -213,6 +309,37 @@ def fit_engine(task) -> dict:
     return _method_result(n, compile_s=timings[0] - timings[1], sampling_s=timings[1],
                           compile_in_fit=False, min_ess=_engine_min_ess(fit),
                           n_divergent=fit.n_divergent, summaries=summaries)
+
+
+def fit_engine_share(task) -> dict:
+    """One process of (a2): (a)'s two calls on data sets ``task["share"]`` (start, stop) with (a)'s
+    data and keys for them; between the calls, a wait until every process of (a2) has compiled, so
+    that the timed calls run at once. Wall-clock start and end, to line up with the others'."""
+    import jax
+
+    n, (lo, hi) = task["replicates"], task["share"]
+    data = {k: v[lo:hi] for k, v in _data(task, n).items()}
+    keys = jax.random.split(jax.random.key(0), n)[lo:hi]  # (a)'s keys of these data sets
+    compiling = _engine_fit(task, data, keys)[1]  # the first call compiles
+    _barrier(Path(task["barrier"]), task["process"], task["n_processes"])
+    start = time.time()
+    fit, timed = _engine_fit(task, data, keys)
+    end = time.time()
+    return {"data_sets": hi - lo, "start": start, "end": end, "compile_s": compiling - timed,
+            "min_ess": _engine_min_ess(fit), "n_divergent": fit.n_divergent.tolist(),
+            "mu_means": fit.sites["mu"].mean[:, 0].tolist()}
+
+
+def _barrier(folder: Path, index: int, count: int, timeout_s: float = BARRIER_TIMEOUT_S) -> None:
+    """Say that process ``index`` is ready (a file ``ready-<index>`` in ``folder``) and wait until
+    all ``count`` processes are; TimeoutError after ``timeout_s`` seconds."""
+    (folder / f"ready-{index}").touch()
+    deadline = time.monotonic() + timeout_s
+    while (ready := sum((folder / f"ready-{i}").exists() for i in range(count))) < count:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"(a2) process {index + 1} of {count}: only {ready} of {count} "
+                               f"processes had compiled after {timeout_s:.0f} s of waiting")
+        time.sleep(0.01)
 
 
 def numpyro_model(ybar, n, ss):
@@ -586,16 +713,23 @@ def build_report(opts, results, elapsed) -> dict:
         n = opts["replicates"]
         r["fits_per_s_with_compile"] = n / (one_off + n * r["s_per_fit"])
     ratios, targets, agreement = {}, {}, {}
-    if "a" in ran:
+    for e in (e for e in ENGINES if e in ran):
         for m in ("b", "c", "d"):
             if m in ran:
-                ratios[f"a/{m}"] = {key: ran["a"][field] / ran[m][field] for key, field in (
+                ratios[f"{e}/{m}"] = {key: ran[e][field] / ran[m][field] for key, field in (
                     ("sampling", "fits_per_s"), ("with_compile", "fits_per_s_with_compile"))}
-                agreement[f"a/{m}"] = compare(ran["a"], ran[m])
+                if e == "a":  # (a2) fits the same data sets as (a): see same_fits
+                    agreement[f"a/{m}"] = compare(ran["a"], ran[m])
         for m, target in TARGETS.items():
-            value = ratios.get(f"a/{m}", {}).get("sampling")
-            targets[f"a/{m}"] = {"target": target, "value": value,
-                                 "met": None if value is None else value >= target}
+            value = ratios.get(f"{e}/{m}", {}).get("sampling")
+            targets[f"{e}/{m}"] = {"target": target, "value": value,
+                                   "met": None if value is None else value >= target}
+    same_fits = None
+    if "a" in ran and "a2" in ran:  # each data set's fit depends on its own key and data only
+        a_means = [summary["mu"]["mean"][0] for summary in ran["a"]["summaries"]]
+        same_fits = {"data_sets": ran["a"]["summary_data_sets"],
+                     "max_abs_diff_mu_mean": max((abs(x - y) for x, y in zip(
+                         a_means, ran["a2"]["mu_means"])), default=None)}
     info = next((r for r in results.values() if "devices" in r), {})
     pymc = results.get("d", {})
     platform_info = {
@@ -611,7 +745,7 @@ def build_report(opts, results, elapsed) -> dict:
     }
     return {"settings": {k: list(v) if isinstance(v, tuple) else v for k, v in opts.items()},
             "platform": platform_info, "methods": methods, "ratios": ratios, "targets": targets,
-            "agreement": agreement, "scaling": results.get("scaling"),
+            "agreement": agreement, "a2_vs_a": same_fits, "scaling": results.get("scaling"),
             "memory": results.get("memory"), "elapsed_s": elapsed}
 
 
@@ -669,8 +803,8 @@ def render(report) -> str:
              f"JAX persistent compilation cache: {p['compilation_cache'] or 'off'}",
              "", "== throughput ==",
              f"workload: hierarchical non-centered, J={s['n_groups']}, {s['chains']} chains x "
-             f"({s['warmup']} warmup + {s['draws']} draws); (a) on {s['replicates']} data sets, "
-             f"(b)-(d) on the first {s['baseline_replicates']} of them",
+             f"({s['warmup']} warmup + {s['draws']} draws); (a) and (a2) on {s['replicates']} "
+             f"data sets, (b)-(d) on the first {s['baseline_replicates']} of them",
              *_methods_table(report, sep="  ")]
     for m, r in report["methods"].items():
         for note in r.get("notes", []):
@@ -681,7 +815,7 @@ def render(report) -> str:
             lines.append(f"  {m}: failed: {r['error']}")
     lines += ["  s/fit: sampling only, the one-off compile apart; (b) compiles in every fit, so "
               "its s/fit is its total time, compile included",
-              "", "== ratios (fits/s of (a) over each) ==", *_ratio_lines(report),
+              "", "== ratios (fits/s of (a) and (a2) over each) ==", *_ratio_lines(report),
               "", "== targets ==", *_target_lines(report),
               "", "== agreement ((a) vs each, same data sets) ==", *_agreement_lines(report),
               "", "== scaling ==", *_scaling_lines(report),
@@ -698,9 +832,9 @@ def _methods_table(report, sep) -> list:
     rows = []
     for m, r in report["methods"].items():
         if "s_per_fit" not in r:
-            rows.append([METHODS[m]] + ["-"] * (len(header) - 1))
+            rows.append([_label(m, report["settings"])] + ["-"] * (len(header) - 1))
             continue
-        rows.append([METHODS[m], str(r["data_sets"]), f"{r['compile_s']:.1f}",
+        rows.append([_label(m, report["settings"]), str(r["data_sets"]), f"{r['compile_s']:.1f}",
                      f"{r['sampling_s']:.2f}", f"{r['s_per_fit']:.4f}", f"{r['fits_per_s']:.3g}",
                      f"{r['min_ess_median']:.0f}", f"{r['ess_per_s']:.0f}",
                      f"{r['divergent_fits']}/{r['data_sets']}", f"{r['peak_rss_mb']:.0f}"])
@@ -714,32 +848,40 @@ def _methods_table(report, sep) -> list:
 
 
 def _ratio_lines(report) -> list:
-    if "s_per_fit" not in report["methods"].get("a", {}):
+    methods = report["methods"]
+    engines = [e for e in ENGINES if "s_per_fit" in methods.get(e, {})]
+    if not engines:
         return ["n/a: (a) not run"]
     lines = []
     for key, r in report["ratios"].items():
-        m = key[-1]
+        e, m = key.split("/")
+        # (a2) runs on `processes` cores, the others on one each
+        cores = f", (a2) on {methods['a2']['processes']} processes" if e == "a2" else ""
         if m == "b":
-            lines.append(f"(a)/(b): {r['sampling']:.3g}  ((a) without compile vs (b) with its "
-                         f"per-fit compile); {r['with_compile']:.3g} with (a)'s one-off compile "
-                         f"over {report['settings']['replicates']} data sets")
+            lines.append(f"({e})/(b): {r['sampling']:.3g}  (({e}) without compile vs (b) with its "
+                         f"per-fit compile{cores}); {r['with_compile']:.3g} with ({e})'s one-off "
+                         f"compile over {report['settings']['replicates']} data sets")
         else:
-            lines.append(f"(a)/({m}): {r['sampling']:.3g} without compile; "
+            lines.append(f"({e})/({m}): {r['sampling']:.3g} without compile; "
                          f"{r['with_compile']:.3g} with each one-off compile, over "
-                         f"{report['settings']['replicates']} data sets")
-    for m, r in report["methods"].items():
-        if m != "a" and f"a/{m}" not in report["ratios"]:
-            lines.append(f"(a)/({m}): n/a ({m} {'skipped' if 'skipped' in r else 'failed'})")
+                         f"{report['settings']['replicates']} data sets{cores}")
+    for e in engines:
+        for m, r in methods.items():
+            if m not in ENGINES and f"{e}/{m}" not in report["ratios"]:
+                lines.append(f"({e})/({m}): n/a ({m} {'skipped' if 'skipped' in r else 'failed'})")
     return lines
 
 
 def _target_lines(report) -> list:
     lines = []
     for key, t in report["targets"].items():
+        e, m = key.split("/")
         value = "n/a" if t["value"] is None else f"{t['value']:.3g}"
         verdict = "not measured" if t["met"] is None else ("met" if t["met"] else "NOT met")
-        lines.append(f"({key[0]})/({key[-1]}) >= {t['target']:.0f} (sampling fits/s): {value} "
-                     f"-> {verdict}")
+        cores = (f"{report['methods']['a2']['processes']} processes" if e == "a2"
+                 else "one process")
+        lines.append(f"({e})/({m}) >= {t['target']:.0f} (sampling fits/s, ({e}) on {cores}): "
+                     f"{value} -> {verdict}")
     return lines or ["n/a: (a) not run"]
 
 
@@ -751,7 +893,13 @@ def _agreement_lines(report) -> list:
             f"{'PASS' if a['passed'] else 'FAIL'}; means: max |z| = {a['max_abs_z']:.2f} "
             f"(bound {a['bound']:.2f} over {a['comparisons']} comparisons); sds: max |z| = "
             f"{a['max_abs_z_sd']:.2f} (same bound)")
-    return lines or ["n/a: needs (a) and at least one of (b), (c), (d)"]
+    lines = lines or ["n/a: needs (a) and at least one of (b), (c), (d)"]
+    same = report.get("a2_vs_a")
+    if same and same["data_sets"]:
+        lines.append(f"a2 vs a: max |diff| of mu means on data sets {same['data_sets'][0]}.."
+                     f"{same['data_sets'][-1]}: {same['max_abs_diff_mu_mean']:.3g} (the same keys "
+                     "and data: 0 up to float rounding)")
+    return lines
 
 
 def _scaling_lines(report) -> list:
@@ -802,11 +950,13 @@ def _memory_lines(report) -> list:
 def markdown(report) -> str:
     s, p = report["settings"], report["platform"]
     lines = [f"Normal-normal hierarchical model, non-centered, J = {s['n_groups']}, "
-             f"{s['chains']} chains × ({s['warmup']} warmup + {s['draws']} draws); (a) on "
-             f"{s['replicates']} data sets, (b)–(d) on the first {s['baseline_replicates']}. "
+             f"{s['chains']} chains × ({s['warmup']} warmup + {s['draws']} draws); (a) and "
+             f"(a2) on {s['replicates']} data sets, (b)–(d) on the first "
+             f"{s['baseline_replicates']}. "
              f"{p['devices']}, {p['cpu_count']} CPUs; jax {p['jax']}, numpyro {p['numpyro']}, "
              f"pymc {p['pymc']}.", "",
              *_methods_table(report, sep="|"), ""]
+    lines += [f"- (a2): {note}" for note in report["methods"].get("a2", {}).get("notes", [])]
     lines += [f"- {line}" for line in _ratio_lines(report) + _target_lines(report)
               + _agreement_lines(report)]
     if report["scaling"] and "rows" in report["scaling"]:

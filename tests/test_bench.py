@@ -6,6 +6,8 @@ timing: those depend on the machine."""
 import json
 import math
 import os
+import sys
+import time
 
 import pytest
 
@@ -46,7 +48,7 @@ def _check_throughput(report, methods):
     for key, ratio in report["ratios"].items():
         assert _positive(ratio["sampling"]) and _positive(ratio["with_compile"]), key
     for m in methods:
-        if m != "a":
+        if m not in bench.ENGINES:  # (a2) fits (a)'s data sets with (a)'s keys: a2_vs_a
             agree = report["agreement"][f"a/{m}"]
             # the same data sets on both sides: those that (b), (c), (d) fitted
             assert agree["data_sets"] == report["methods"][m]["summary_data_sets"]
@@ -79,6 +81,65 @@ def test_throughput_end_to_end_without_pymc(tmp_path, without_pymc, capsys):
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
 
 
+def test_engine_on_all_processes_fits_the_same_data_sets(tmp_path, capsys):
+    """(a2) next to (a) on two processes: every data set fitted once, each fit (a)'s own (the same
+    key and data), and a row in the table and in bench.md."""
+    out = tmp_path / "out"
+    bench.main(["replicates=4", "baseline_replicates=4", "n_groups=8", "chains=2", "warmup=20",
+                "draws=20", "sections=a,a2", "processes=2", f"out={out}"])
+    text = capsys.readouterr().out
+    assert "(a2) hierbench engine.fit, 2 processes" in text
+    assert "a2 vs a: max |diff| of mu means on data sets 0..3: " in text
+    assert "(a2)/(b) >= 100 (sampling fits/s, (a2) on 2 processes): n/a" in text
+    report = json.loads((out / "bench.json").read_text())
+    _check_throughput(report, ("a", "a2"))
+    a, a2 = report["methods"]["a"], report["methods"]["a2"]
+    assert a2["data_sets"] == 4 == len(a2["mu_means"]) == len(a2["min_ess"])
+    assert a2["processes"] == 2 and a2["shares"] == [[0, 2], [2, 4]]
+    assert [p["data_sets"] for p in a2["per_process"]] == [2, 2]
+    assert a2["peak_rss_mb"] == pytest.approx(sum(p["peak_rss_mb"] for p in a2["per_process"]))
+    assert a["summary_data_sets"] == [0, 1, 2, 3]
+    assert a2["mu_means"] == pytest.approx([s["mu"]["mean"][0] for s in a["summaries"]],
+                                           rel=0, abs=1e-6)
+    assert report["a2_vs_a"]["max_abs_diff_mu_mean"] <= 1e-6
+    assert "| (a2) hierbench engine.fit, 2 processes | 4 |" in (out / "bench.md").read_text()
+
+
+def test_shares_are_contiguous_and_even():
+    for n, k in ((100, 2), (7, 3), (4, 4), (10, 1)):
+        shares = bench._shares(n, k)
+        assert shares[0][0] == 0 and shares[-1][1] == n and len(shares) == k
+        assert all(stop == start for (_, stop), (start, _) in zip(shares, shares[1:]))
+        sizes = [stop - start for start, stop in shares]
+        assert max(sizes) - min(sizes) <= 1 and min(sizes) >= 1
+
+
+def test_one_process_skips_a2(monkeypatch):
+    monkeypatch.setattr(bench.subprocess, "Popen", lambda *a, **k: pytest.fail("a child ran"))
+    for words in (["processes=1"], ["processes=4", "replicates=1", "baseline_replicates=1"]):
+        assert "skipped" in bench.run_processes(bench.parse(words))
+
+
+def test_a2_failed_child_is_reported_and_the_others_stopped(monkeypatch, capsys):
+    """One (a2) child fails: its error line is the result, as for any section, and its sibling (which
+    would wait at the barrier for it) is stopped rather than waited for."""
+    command = bench._child_command
+
+    def failing(task, result_path):
+        if task["process"] == 1:
+            return [sys.executable, "-c", "import sys; print('warning: noise', file=sys.stderr); "
+                    "raise ValueError('boom')"]
+        return command(task, result_path)
+
+    monkeypatch.setattr(bench, "_child_command", failing)
+    started = time.perf_counter()
+    result = bench.run_processes(bench.parse(["replicates=4", "baseline_replicates=1", "processes=2"]))
+    assert result == {"error": "ValueError: boom"}
+    assert time.perf_counter() - started < 60  # not the barrier's 15 minutes
+    assert "a2 (process 2 of 2, data sets 2..3) failed (exit 1): ValueError: boom" in (
+        capsys.readouterr().err)
+
+
 @pytest.mark.slow
 def test_every_section_end_to_end(tmp_path, without_pymc, capsys):
     """All sections at a tiny size (a few minutes: six processes, each compiling afresh)."""
@@ -103,12 +164,13 @@ def test_bad_word_is_a_one_line_error_and_nothing_runs(tmp_path, monkeypatch):
     monkeypatch.setattr(bench, "run_child", lambda *a: pytest.fail("a section ran"))
     out = tmp_path / "out"
     for word in ("bogus=1", "replicates=0", "draws=many", "sections=a,x", "scaling=8,", "warmup",
-                 "memory_replicates=some"):
+                 "memory_replicates=some", "processes=0", "processes=-2"):
         with pytest.raises(SystemExit) as error:
             bench.main([f"out={out}", word])
         message = str(error.value.code)
         assert "\n" not in message and repr(word) in message
         assert "allowed:" in message and "baseline_replicates=<positive integer>" in message
+        assert "processes=<positive integer>" in message
     with pytest.raises(SystemExit, match="baseline_replicates=5 is more than replicates=2"):
         bench.main(["replicates=2", "baseline_replicates=5", f"out={out}"])
     assert not out.exists()
@@ -134,9 +196,12 @@ def _fake_method(s_per_fit, compile_s, compile_in_fit=False, from_draws=True, n=
 
 def test_report_of_every_section_from_child_results():
     """The report's arithmetic and text, from results as the children return them (no fitting)."""
-    opts = bench.parse(["n_groups=4"])
+    opts = bench.parse(["n_groups=4", "processes=2"])
     results = {
         "a": _fake_method(0.2, 15.0, from_draws=False),  # the engine returns no draws
+        "a2": {**_fake_method(0.1, 20.0, from_draws=False), "summaries": [],
+               "summary_data_sets": [], "processes": 2, "mu_means": [0.1] * 100,
+               "notes": ["2 processes at once"]},
         "b": _fake_method(20.0, 15.0, compile_in_fit=True),
         "c": _fake_method(10.0, 1.0),
         "d": {**_fake_method(4.0, 12.0), "pymc_version": "5.0"},
@@ -156,6 +221,10 @@ def test_report_of_every_section_from_child_results():
     assert report["ratios"]["a/b"]["sampling"] == pytest.approx(100.0)
     assert report["ratios"]["a/d"]["sampling"] == pytest.approx(20.0)
     assert report["targets"]["a/b"]["met"] and not report["targets"]["a/d"]["met"]
+    assert report["ratios"]["a2/b"]["sampling"] == pytest.approx(200.0)
+    assert report["targets"]["a2/d"]["value"] == pytest.approx(40.0)
+    assert set(report["agreement"]) == {"a/b", "a/c", "a/d"}
+    assert report["a2_vs_a"] == {"data_sets": [0, 1], "max_abs_diff_mu_mean": 0.0}
     # with compile: the cost of `replicates` data sets, each one-off compile included once
     assert report["ratios"]["a/c"]["with_compile"] == pytest.approx(
         (100 / (15 + 100 * 0.2)) / (100 / (1 + 100 * 10.0)))
@@ -165,7 +234,12 @@ def test_report_of_every_section_from_child_results():
     for header in HEADERS:
         assert header in text
     assert "-> NOT met" in text and "ratio 1.20 -> PASS" in text
+    assert "(a)/(b) >= 100 (sampling fits/s, (a) on one process): 100 -> met" in text
+    assert "(a2)/(b) >= 100 (sampling fits/s, (a2) on 2 processes): 200 -> met" in text
+    assert "(a2)/(d) >= 50 (sampling fits/s, (a2) on 2 processes): 40 -> NOT met" in text
+    assert "(a2)/(c): 100 without compile" in text and "a2 vs a: max |diff|" in text
     assert "peak RSS 2500 MB -> PASS" in text and "chunk of 15 data sets" in text
     md = bench.markdown(report)
     assert "| (a) hierbench engine.fit | 2 |" in md and "| 50 | 4 |" in md
+    assert "| (a2) hierbench engine.fit, 2 processes | 2 |" in md and "- (a2): 2 processes" in md
     json.dumps(bench._json_safe(report), allow_nan=False)
