@@ -5,7 +5,8 @@ plus ``models.engine.Inference`` (the NUTS settings), each scenario's ``simulate
 ``CONSTRAINTS``, and each prior spec's keyword arguments, ``CHOICES`` and ``POSITIVE``. Every check
 raises ``ConfigError`` with one line that names the key, the offending value and what is allowed.
 ``check_group_choices`` checks the config-group names of a command line before Hydra composes it
-(Hydra's own message for an unknown name runs over twenty lines).
+(Hydra's own message for an unknown name runs over twenty lines), and ``check_keys`` that the keys
+it sets exist.
 """
 
 from __future__ import annotations
@@ -252,6 +253,66 @@ def check_group_choices(args: list[str], conf: Path = CONF) -> None:
         known = sorted(p.stem for p in folder.glob("*.yaml"))
         for v in values:
             _require(str(v) in known, o.key_or_group, v, f"one of {', '.join(known)}")
+
+
+def check_command_line(args: list[str], config_name: str) -> None:
+    """``check_group_choices`` and ``check_keys`` on the command line of the Hydra app whose
+    primary config is ``config_name``; a ConfigError ends the program with its one line, before
+    Hydra starts (so before it writes anything)."""
+    import sys
+
+    try:
+        check_group_choices(args)
+        check_keys(args, config_name)
+    except ConfigError as err:
+        sys.exit(f"error: {err}")
+
+
+def check_keys(args: list[str], config_name: str, conf: Path = CONF) -> None:
+    """The keys a command line sets without ``+`` (``replicates=5``, ``scenario.tau=1,4``) are
+    keys of the config it composes: Hydra's own message for one that is not (``bogus=1``, where
+    ``+bogus=1`` adds a key) runs over six lines. Checked on the sweep's first job (every sweep
+    at its first value), after ``check_group_choices``; the preflight composes the other jobs."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import ChoiceSweep, Glob
+    from hydra.errors import HydraException
+
+    words = [a for a in args if "=" in a and not a.startswith("-")]
+    try:
+        overrides = OverridesParser.create().parse_overrides(words)
+    except Exception:  # noqa: BLE001  (a syntax error: Hydra reports it with its position)
+        return
+    first = []
+    for o, word in zip(overrides, words):
+        if o.key_or_group.startswith("hydra"):  # Hydra's own settings and plugin groups
+            continue
+        value = o.value()
+        if o.is_sweep_override():  # the sweep's first value
+            if isinstance(value, ChoiceSweep):
+                v = value.list[0]
+            elif isinstance(value, Glob):  # the first name it picks in the group's folder
+                v = next(iter(value.filter(sorted(p.stem for p in (conf / o.key_or_group).glob(
+                    "*.yaml")))), None)
+            else:  # range(...), interval(...)
+                v = getattr(value, "start", None)
+            if v is None or not re.fullmatch(r"[\w.\-/]+", str(v)):
+                return  # a value that would need quoting: left to Hydra and the preflight
+            word = f"{o.get_key_element()}={v}"
+        first.append(word)
+    try:
+        with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+            compose(config_name, overrides=first)
+    except HydraException as err:
+        unknown = re.match(r"Could not override '([^']+)'", str(err))
+        if not unknown:
+            raise ConfigError(" ".join(str(err).split())) from None
+        key = unknown.group(1)
+        value = next((w.split("=", 1)[1] for w in words if w.split("=", 1)[0] == key), "")
+        raise ConfigError(
+            f"{key}={value!r} is not allowed: {key} is not a key of the {config_name} config "
+            f"(a typo? +{key}={value} adds a new key)"
+        ) from None
 
 
 def _validate_scenario(sc) -> None:

@@ -372,4 +372,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    config.check_command_line(sys.argv[1:], "paper")
     main()

@@ -229,8 +229,8 @@ def _stop_on_error(check):
 
 
 def cli() -> None:
-    """Check the command line's config-group names, then run the Hydra app."""
-    _stop_on_error(lambda: config.check_group_choices(sys.argv[1:]))
+    """Check the command line's config-group names and keys, then run the Hydra app."""
+    config.check_command_line(sys.argv[1:], "study")
     main()
 
 

@@ -143,6 +143,38 @@ def test_good_group_names_pass():
                                 "hydra/launcher=submitit_local", "hydra/launcher=slurm"])
 
 
+@pytest.mark.parametrize("words,named", [
+    (["bogus=1"], "bogus='1' is not allowed: bogus is not a key of the study config (a typo? "
+                  "+bogus=1 adds a new key)"),
+    (["-m", "scenario.tau=1,4", "scenario.bogus=1,2"], "scenario.bogus='1,2' is not allowed"),
+    (["-m", "prior=glob(*)", "inference.drawz=10"], "inference.drawz='10' is not allowed"),
+    (["scenario.tau=range(1,3)", "replicate=3"], "replicate='3' is not allowed"),
+])
+def test_unknown_keys_on_the_command_line_are_refused(words, named):
+    """Hydra's own message for a key the config lacks runs over six lines: one line here."""
+    with pytest.raises(ConfigError) as err:
+        config.check_keys(words, "study")
+    assert named in str(err.value) and "\n" not in str(err.value)
+
+
+def test_known_and_added_keys_pass():
+    config.check_keys(["-m", "replicates=5", "scenario.tau=0.5,2", "+bogus=1", "prior=glob(*)",
+                       "inference.draws=range(100,300,100)", "hydra.job.chdir=false",
+                       "scenario=t_effects", "scenario.df=3", "hydra/launcher=slurm"], "study")
+
+
+@pytest.mark.parametrize("app", ["study", "fit", "paper"])
+def test_unknown_key_stops_each_app_with_one_line(tmp_path, app):
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "-m", f"runs.{app}", "bogus=1"], cwd=tmp_path,
+                          env={**os.environ, "PYTHONPATH": str(root)}, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 1 and done.stderr.strip().splitlines() == [
+        f"error: bogus='1' is not allowed: bogus is not a key of the {app} config (a typo? "
+        "+bogus=1 adds a new key)"], done.stderr
+    assert not any(tmp_path.rglob("*"))  # nothing written, not even Hydra's outputs folder
+
+
 def _sweep(tmp_path, *task):
     """The multirun config ``python -m runs.study <task>`` starts from, and its jobs."""
     base = [*TINY, f"results_root={tmp_path}", "compilation_cache=null"]
