@@ -278,6 +278,9 @@ def check_keys(args: list[str], config_name: str, conf: Path = CONF) -> None:
     from hydra.core.override_parser.types import ChoiceSweep, Glob
     from hydra.errors import HydraException
 
+    if any(a.split("=")[0] in ("--config-name", "-cn", "--config-path", "-cp", "--config-dir",
+                                "-cd") for a in args):
+        return  # another primary config than config_name: left to Hydra
     words = [a for a in args if "=" in a and not a.startswith("-")]
     try:
         overrides = OverridesParser.create().parse_overrides(words)

@@ -161,6 +161,7 @@ def test_known_and_added_keys_pass():
     config.check_keys(["-m", "replicates=5", "scenario.tau=0.5,2", "+bogus=1", "prior=glob(*)",
                        "inference.draws=range(100,300,100)", "hydra.job.chdir=false",
                        "scenario=t_effects", "scenario.df=3", "hydra/launcher=slurm"], "study")
+    config.check_keys(["--config-name=other", "bogus=1"], "study")  # another config: Hydra's
 
 
 @pytest.mark.parametrize("app", ["study", "fit", "paper"])
