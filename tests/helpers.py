@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
+from omegaconf import read_write
 
 CONF = str(Path(__file__).resolve().parent.parent / "conf")
 
@@ -22,3 +23,15 @@ def compose_study(tmp_path, *overrides):
             config_name="study",
             overrides=[*TINY, f"results_root={tmp_path}", "compilation_cache=null", *overrides],
         )
+
+
+def sweep_jobs(tmp_path, *task):
+    """The jobs of the multirun ``python -m runs.study <TINY> <task>`` (inside an initialized
+    Hydra), as its preflight forms them."""
+    from runs import study
+
+    base = [*TINY, f"results_root={tmp_path}", "compilation_cache=null"]
+    cfg = compose("study", overrides=base, return_hydra_config=True)
+    with read_write(cfg):
+        cfg.hydra.overrides.task = [*base, *task]
+    return study.sweep_jobs(cfg)

@@ -20,7 +20,7 @@ import os
 import numpy as np
 import pandas as pd
 import pytest
-from hydra import compose, initialize_config_dir
+from hydra import initialize_config_dir
 from omegaconf import read_write
 
 from analysis import measures
@@ -28,7 +28,7 @@ from analysis.load import ResultsError, read_results
 from models import engine
 from runs import auto, job, replay, study
 from runs.config import ConfigError
-from tests.helpers import CONF, TINY, compose_study
+from tests.helpers import CONF, compose_study, sweep_jobs
 
 Z90 = 1.6448536269514722  # the 95 % quantile of N(0, 1): |e| <= Z90 sd has probability 0.9
 
@@ -316,20 +316,12 @@ def test_a_nuts_auto_job_has_exact_coverage_and_one_batch_shape(tmp_path, monkey
 
 
 # ------------------------------------------------------------------ a sweep, bad settings
-def _sweep(tmp_path, *task):
-    base = [*TINY, f"results_root={tmp_path}", "compilation_cache=null"]
-    cfg = compose("study", overrides=base, return_hydra_config=True)
-    with read_write(cfg):
-        cfg.hydra.overrides.task = [*base, *task]
-    return study.sweep_jobs(cfg)
-
-
 def test_a_sweep_of_auto_jobs_reports_progress_without_known_counts(tmp_path):
     task = ["prior=james_stein,no_pooling_ml", "scenario.tau=1", "replicates=auto",
             "auto.batch=10", "auto.cap=40", "~auto.targets.rmse_rel",
             "auto.targets.coverage_90=0.05"]
     with initialize_config_dir(config_dir=CONF, version_base="1.3"):
-        jobs = _sweep(tmp_path, *task)
+        jobs = sweep_jobs(tmp_path, *task)
         plan = study.Plan(jobs)
         assert plan.size() == "2 with replicates=auto: pilot 20 + up to 40 replicates each"
         assert "0 of 2 jobs done (0 replicates so far; replicates=auto: counts not known in " \
@@ -355,7 +347,7 @@ def test_a_sweep_of_auto_jobs_reports_progress_without_known_counts(tmp_path):
 def test_bad_auto_settings_stop_a_sweep_with_one_line_and_write_nothing(tmp_path, override, named):
     with initialize_config_dir(config_dir=CONF, version_base="1.3"):
         with pytest.raises(ConfigError) as err:
-            study.Plan(_sweep(tmp_path, "prior=james_stein,flat", "replicates=auto",
+            study.Plan(sweep_jobs(tmp_path, "prior=james_stein,flat", "replicates=auto",
                               *override.split()))
     assert named in str(err.value) and "(job #0: " in str(err.value)
     assert "\n" not in str(err.value)

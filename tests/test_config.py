@@ -7,12 +7,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from omegaconf import read_write
+from hydra import initialize_config_dir
 
 from runs import config, job, study
 from runs.config import ConfigError
-from tests.helpers import CONF, TINY, compose_study
+from tests.helpers import CONF, TINY, compose_study, sweep_jobs
 
 BAD = [
     ("scenario.tau=0", "scenario.tau=0"),
@@ -176,15 +175,6 @@ def test_unknown_key_stops_each_app_with_one_line(tmp_path, app):
     assert not any(tmp_path.rglob("*"))  # nothing written, not even Hydra's outputs folder
 
 
-def _sweep(tmp_path, *task):
-    """The multirun config ``python -m runs.study <task>`` starts from, and its jobs."""
-    base = [*TINY, f"results_root={tmp_path}", "compilation_cache=null"]
-    cfg = compose("study", overrides=base, return_hydra_config=True)
-    with read_write(cfg):
-        cfg.hydra.overrides.task = [*base, *task]
-    return study.sweep_jobs(cfg)
-
-
 @pytest.mark.parametrize("task,named", [
     (["scenario.tau=1,-1", "prior=flat"], "scenario.tau=-1 is not allowed: a number > 0 (job #1: "),
     (["inference.draws=100,0", "prior=flat"], "inference.draws=0 is not allowed: an integer >= 4"),
@@ -195,7 +185,7 @@ def test_a_sweep_is_checked_whole_before_any_job(tmp_path, task, named):
     """A bad value in the last job of a sweep stops the sweep before the first job starts."""
     with initialize_config_dir(config_dir=CONF, version_base="1.3"):
         with pytest.raises(ConfigError) as err:
-            study.Plan(_sweep(tmp_path, *task))
+            study.Plan(sweep_jobs(tmp_path, *task))
     assert named in str(err.value) and "\n" not in str(err.value)
     assert not any(tmp_path.rglob("*"))
 
@@ -203,7 +193,7 @@ def test_a_sweep_is_checked_whole_before_any_job(tmp_path, task, named):
 def test_a_good_sweep_is_planned_with_every_job(tmp_path):
     """The default grid's 3 x 2 x 2 cells (tau, n_groups and group_size fixed here) x 12 priors."""
     with initialize_config_dir(config_dir=CONF, version_base="1.3"):
-        plan = study.Plan(_sweep(tmp_path))
+        plan = study.Plan(sweep_jobs(tmp_path))
     priors = len(list((Path(CONF) / "prior").glob("*.yaml")))
     assert len(plan.paths) == len(set(plan.paths)) == 3 * priors  # tau 0.25, 1, 4 x priors
     assert plan.done() == (0, 0) and "0 of 36 jobs done (0 of 108 replicates)" in plan.progress()
