@@ -226,19 +226,25 @@ def check_writable(folder, key: str = "results_root", value=None) -> None:
                  f"({err.strerror})")
 
 
+def _overrides(args: list[str]) -> list:
+    """(Hydra override, its word) for each ``key=value`` word of a command line; none for a
+    line with a syntax error (Hydra reports it with its position)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    words = [a for a in args if "=" in a and not a.startswith("-")]
+    try:
+        return list(zip(OverridesParser.create().parse_overrides(words), words))
+    except Exception:  # noqa: BLE001
+        return []
+
+
 def check_group_choices(args: list[str], conf: Path = CONF) -> None:
     """The config-group choices on a command line (``prior=nope``, ``scenario=a,b``,
     ``+experiment=x``) name files that exist in ``conf/<group>/``; other words, and Hydra's own
     groups (``hydra/launcher=...``, whose choices come from plugins too), are left to Hydra."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.core.override_parser.types import ChoiceSweep
 
-    words = [a for a in args if "=" in a and not a.startswith("-")]
-    try:
-        overrides = OverridesParser.create().parse_overrides(words)
-    except Exception:  # noqa: BLE001  (a syntax error: Hydra reports it with its position)
-        return
-    for o in overrides:
+    for o, _ in _overrides(args):
         folder = conf / o.key_or_group
         if (o.package is not None or o.is_delete() or not folder.is_dir()
                 or o.key_or_group.startswith("hydra")):  # Hydra's groups: plugins add choices
@@ -274,20 +280,15 @@ def check_keys(args: list[str], config_name: str, conf: Path = CONF) -> None:
     ``+bogus=1`` adds a key) runs over six lines. Checked on the sweep's first job (every sweep
     at its first value), after ``check_group_choices``; the preflight composes the other jobs."""
     from hydra import compose, initialize_config_dir
-    from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.core.override_parser.types import ChoiceSweep, Glob
     from hydra.errors import HydraException
 
     if any(a.split("=")[0] in ("--config-name", "-cn", "--config-path", "-cp", "--config-dir",
                                 "-cd") for a in args):
         return  # another primary config than config_name: left to Hydra
-    words = [a for a in args if "=" in a and not a.startswith("-")]
-    try:
-        overrides = OverridesParser.create().parse_overrides(words)
-    except Exception:  # noqa: BLE001  (a syntax error: Hydra reports it with its position)
-        return
+    parsed = _overrides(args)
     first = []
-    for o, word in zip(overrides, words):
+    for o, word in parsed:
         if o.key_or_group.startswith("hydra"):  # Hydra's own settings and plugin groups
             continue
         value = o.value()
@@ -311,7 +312,7 @@ def check_keys(args: list[str], config_name: str, conf: Path = CONF) -> None:
         if not unknown:
             raise ConfigError(" ".join(str(err).split())) from None
         key = unknown.group(1)
-        value = next((w.split("=", 1)[1] for w in words if w.split("=", 1)[0] == key), "")
+        value = next((w.split("=", 1)[1] for _, w in parsed if w.split("=", 1)[0] == key), "")
         raise ConfigError(
             f"{key}={value!r} is not allowed: {key} is not a key of the {config_name} config "
             f"(a typo? +{key}={value} adds a new key)"
