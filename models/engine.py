@@ -1,12 +1,13 @@
 """The engine: fit one prior spec on every replicate data set of a cell in one compiled program.
 
-NumPyro's functional NUTS (``numpyro.infer.hmc.hmc``) runs ``chains`` chains on each of R data
-sets, ``vmap``-ed over chains and replicates and ``jit``-compiled once per (spec, its non-numeric
-settings, parameterization, inference settings, data shapes): numeric hyperparameters and the data
-are arguments of the program, so every cell of the same shape reuses it. Draws never leave the
-program: they are reduced inside it to the posterior mean, sd, the quantiles that bound the central
-50/80/90/95 % intervals, rank-normalized split R-hat and bulk ESS (``models.diagnostics``), and the
-counts of divergent transitions and of draws that hit the maximum tree depth.
+NUTS (``models.nuts``: NumPyro's algorithm and warmup, with chains that never wait for each
+other) runs ``chains`` chains on each of R data sets at once, ``jit``-compiled once per (spec,
+its non-numeric settings, parameterization, inference settings, data shapes): numeric
+hyperparameters and the data are arguments of the program, so every cell of the same shape
+reuses it. Draws never leave the program: they are reduced inside it to the posterior mean, sd,
+the quantiles that bound the central 50/80/90/95 % intervals, rank-normalized split R-hat and
+bulk ESS (``models.diagnostics``), and the counts of divergent transitions and of draws that hit
+the maximum tree depth.
 
 Replicates run in chunks whose size follows from a memory budget and a cap (``BATCH``), all of
 one size (the last one padded) so that one compiled program serves them all.
@@ -21,15 +22,14 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.flatten_util import ravel_pytree
 from numpyro.handlers import reparam
-from numpyro.infer.hmc import hmc
 from numpyro.infer.reparam import LocScaleReparam
 from numpyro.infer.util import constrain_fn, initialize_model, potential_energy
 
 import models
-from models import diagnostics
-
-RESULTS_VERSION = 3
+from models import diagnostics, nuts
+RESULTS_VERSION = 4
 """Part of every job's identity: bump it with any change to sim/ or models/ that changes what a
 fit returns, so old result files are recomputed rather than mixed with new ones."""
 
@@ -40,12 +40,11 @@ QUANTILES = tuple(sorted({q for lv in LEVELS for q in ((1 - lv) / 2, (1 + lv) / 
 """The posterior quantiles computed: both ends of every interval in LEVELS, and the median."""
 
 BATCH = 25
-"""At most this many data sets run at once unless ``fit(max_batch=)`` says otherwise. The chains of
-a chunk advance in lockstep (vmapped NUTS): each iteration lasts as long as the longest trajectory
-among them, so a large chunk wastes most of its leapfrog steps (lockstep efficiency, mean over max
-steps per iteration, on the reference workload: 0.60 for 1 data set, 0.31 for 10, 0.25 for 25,
-0.20 for 100), while a small one pays the per-operation overhead of every loop iteration for fewer
-fits. Of 5, 25 and 100 data sets at once, 25 was the fastest (0.28, 0.185 and 0.26 CPU s per fit)."""
+"""At most this many data sets run at once unless ``fit(max_batch=)`` says otherwise. A chunk's
+loop runs until its busiest chain is done (on the reference workload, chunks of 25 data sets x
+4 chains: the mean chain takes 0.70 of the loop's leapfrog turns), and each turn costs about the
+same per chain, so larger chunks gain nothing: 0.082, 0.089 and 0.12 s per fit for 25, 50 and
+100 data sets at once."""
 
 PARAMETERIZATIONS = ("centered", "noncentered")
 ESTIMANDS = ("theta", "mu", "tau", "sigma", "p")
@@ -106,8 +105,7 @@ def fit(
     (one that defines ``estimate``, see ``models.closed_form``) is computed directly, no keys used.
 
     Replicates run in chunks that fit ``memory_budget_bytes`` and hold at most ``max_batch``
-    data sets (default ``BATCH``). Every chunk runs as long as its slowest chain (vmapped NUTS steps
-    all chains together), so smaller chunks pay less for one hard data set.
+    data sets (default ``BATCH``). Every chunk runs as long as its busiest chain.
 
     ``rank_against`` ({site: (R, P) values}) asks for the rank of each value among ``rank_draws``
     posterior draws spread evenly over the kept draws of all chains (thinned, so that they are
@@ -277,53 +275,39 @@ def _program(
     keys, data, dynamic, reference, *, spec, static, parameterization, inference, latent, rank_draws
 ):
     model = build_model(spec, parameterization)
+    n_chains = inference.chains
+    settings = nuts.Settings(
+        inference.warmup, inference.draws, inference.target_accept, inference.max_tree_depth
+    )
 
-    def one_data_set(key, data_r, reference_r):
+    def start(chain_key):
+        """A chain's sampler key and its start, NumPyro's init_to_uniform: U(-2, 2) on the
+        unconstrained scale."""
+        k_init, k_mcmc = jax.random.split(chain_key)
+        init_keys = jax.random.split(k_init, len(latent))
+        z0 = {
+            name: jax.random.uniform(k, shape, minval=-2.0, maxval=2.0)
+            for k, (name, shape) in zip(init_keys, latent)
+        }
+        return k_mcmc, ravel_pytree(z0)[0]
+
+    # the sampler runs every chain of every data set at once, on (R, C, ...) arrays
+    chain_keys = jax.vmap(lambda k: jax.random.split(k, n_chains))(keys)
+    k_mcmc, z0 = jax.vmap(jax.vmap(start))(chain_keys)
+    unravel = ravel_pytree({name: jnp.zeros(shape) for name, shape in latent})[1]
+
+    def potential(flat, data_r):
+        return potential_energy(model, (), {"data": data_r, **dynamic, **dict(static)}, unravel(flat))
+
+    value_and_grad = jax.vmap(jax.vmap(jax.value_and_grad(potential), in_axes=(0, None)))
+    seeds = jax.random.key_data(k_mcmc)
+    trace = nuts.sample(lambda z: value_and_grad(z, data), z0, seeds, settings)
+    z, diverging, num_steps = trace  # (R, C, N, ...)
+
+    def one_data_set(z, diverging, num_steps, data_r, reference_r):
         kwargs = {"data": data_r, **dynamic, **dict(static)}
-        init_kernel, sample_kernel = hmc(
-            potential_fn_gen=lambda **kw: functools.partial(potential_energy, model, (), kw),
-            algo="NUTS",
-        )
-
-        def one_chain(chain_key):
-            k_init, k_mcmc = jax.random.split(chain_key)
-            init_keys = jax.random.split(k_init, len(latent))
-            z0 = {  # NumPyro's init_to_uniform: U(-2, 2) on the unconstrained scale
-                name: jax.random.uniform(k, shape, minval=-2.0, maxval=2.0)
-                for k, (name, shape) in zip(init_keys, latent)
-            }
-            state = init_kernel(
-                z0,
-                num_warmup=inference.warmup,
-                target_accept_prob=inference.target_accept,
-                max_tree_depth=inference.max_tree_depth,
-                model_kwargs=kwargs,
-                rng_key=k_mcmc,
-            )
-            # One loop over warmup and draws, so the NUTS kernel is compiled once: iteration i
-            # writes its state into slot max(i - warmup, 0) of the draw buffers, and warmup's
-            # writes to slot 0 are overwritten by the first kept draw.
-            def step(i, carry):
-                s, buffers = carry
-                s = sample_kernel(s, model_kwargs=kwargs)
-                slot = jnp.maximum(i - inference.warmup, 0)
-                new = (s.z, s.diverging, s.num_steps)
-                buffers = jax.tree.map(
-                    lambda b, v: jax.lax.dynamic_update_index_in_dim(b, v, slot, 0), buffers, new
-                )
-                return s, buffers
-
-            buffers = jax.tree.map(
-                lambda v: jnp.zeros((inference.draws, *jnp.shape(v)), jnp.result_type(v)),
-                (state.z, state.diverging, state.num_steps),
-            )
-            total = inference.warmup + inference.draws
-            _, trace = jax.lax.fori_loop(0, total, step, (state, buffers))
-            return trace
-
-        z, diverging, num_steps = jax.vmap(one_chain)(jax.random.split(key, inference.chains))
         constrain = functools.partial(constrain_fn, model, (), kwargs, return_deterministic=True)
-        values = jax.vmap(jax.vmap(constrain))(z)
+        values = jax.vmap(jax.vmap(lambda f: constrain(unravel(f))))(z)
         sites = {name: _summarize(values[name]) for name in ESTIMANDS if name in values}
         saturated = num_steps >= 2**inference.max_tree_depth - 1
         ranks = (
@@ -336,7 +320,7 @@ def _program(
         )
         return sites, diverging.sum(), saturated.sum(), num_steps.sum(), ranks
 
-    return jax.vmap(one_data_set)(keys, data, reference)
+    return jax.vmap(one_data_set)(z, diverging, num_steps, data, reference)
 
 
 def _rank(draws, reference, n_draws):

@@ -6,9 +6,13 @@ schools (BDA3 Table 5.2) and two simulated ones with the same standard errors (t
 
 Tolerances are Monte Carlo ones, from the fit's own bulk ESS (required > 600) and the exact
 posterior's shape: 5 MC sds for the mean (sd / sqrt(ESS)), for the sd (sd sqrt((kurtosis - 1)
-/ (4 ESS)), the delta method for a sample sd) and for each quantile (sqrt(q (1 - q) / ESS) /
-density at the quantile). A chance failure per comparison is ~6e-7; there are ~3,000 of them
-here, so a correct spec fails with probability ~2e-3, and the seed is fixed.
+/ (4 ESS)), the delta method for a sample sd) and for each quantile (sqrt(q (1 - q) / ESS_q) /
+density at the quantile). A quantile's error is that of the indicator 1(x <= q), whose ESS_q
+(ArviZ's ``ess(method="quantile")``) is below the bulk ESS in the tails; the engine reports the
+bulk ESS only, so ESS_q is taken as half of it. (With the bulk ESS itself, the largest quantile
+z-score of the normal_inv_chi2 case over seeds 5-10 was 3.1-5.5, and 3.1-5.0 with NumPyro's own
+kernel: the tails' ESS is lower.) A chance failure per comparison is then ~6e-7; there are
+~3,000 of them here, so a correct spec fails with probability ~2e-3, and the seed is fixed.
 """
 
 import warnings
@@ -90,7 +94,7 @@ def _assert_matches(fit_site, r, reference, label):
     assert np.all(ess > ESS_FLOOR), (label, ess)
     tol_mean = 5 * sd / np.sqrt(ess)
     tol_sd = 5 * sd * np.sqrt((kurt - 1) / (4 * ess))
-    tol_q = 5 * np.sqrt(Q * (1 - Q))[:, None] / np.sqrt(ess)[None] / density
+    tol_q = 5 * np.sqrt(Q * (1 - Q))[:, None] / np.sqrt(ess / 2)[None] / density  # ESS_q
     np.testing.assert_array_less(np.abs(fit_site.mean[r] - mean), tol_mean, err_msg=f"{label} mean")
     np.testing.assert_array_less(np.abs(fit_site.sd[r] - sd), tol_sd, err_msg=f"{label} sd")
     np.testing.assert_array_less(np.abs(fit_site.quantiles[r] - quantiles), tol_q,

@@ -1,0 +1,374 @@
+"""NUTS for the engine, with chains that never wait for each other.
+
+The engine runs the chains of many data sets at once. ``vmap``-ing NumPyro's kernel steps them in
+lockstep: every NUTS iteration lasts as long as the longest trajectory among all of them, so most
+chains spend most of the time idle (on the reference workload, 18 % of the leapfrog steps paid
+for are used during warmup and 33 % after). Here one loop takes one leapfrog step of every chain
+per turn, and a chain whose trajectory ends finishes its iteration in the same turn (it adapts,
+records its draw, draws a new momentum) and starts the next trajectory at the next turn. The
+loop ends when every chain has done its iterations, so it lasts as long as the busiest chain's
+leapfrog steps, not as the sum over iterations of the longest trajectory. The random numbers
+that start an iteration (a normal momentum: the dearest part of a turn's bookkeeping) are drawn
+only for the chains that start one, at most one in ``RESTART_SHARE`` per turn; a chain beyond
+that waits a turn.
+
+The transition is NumPyro's iterative NUTS (``numpyro.infer.hmc_util.build_tree``): multinomial
+sampling of the proposal, uniform progressive sampling inside a subtree and biased progressive
+sampling between the tree and a new subtree, the generalized U-turn criterion checked on the
+whole tree at each doubling and on every subtree a new leaf completes (NumPyro's checkpoints), and
+a trajectory that ends at a U-turn, a divergence (energy error above 1000) or the maximum tree
+depth. Warmup is NumPyro's own ``warmup_adapter`` with NumPyro's defaults (dual averaging of the
+step size from 1, no step-size heuristic; Stan's windows for a diagonal mass matrix), applied to
+each chain when its iteration ends.
+
+A chain's random numbers are threefry (the hash behind ``jax.random``) of its own seed and a
+counter: the iteration and the leaf within it, so a chain's draws depend on nothing but its seed
+and its data set, whatever else runs beside it and whenever its turns come. (NumPyro splits its
+key at every leaf instead: the numbers differ, their distribution does not.)
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from numpyro.infer.hmc_util import IntegratorState, _leaf_idx_to_ckpt_idxs, warmup_adapter
+
+MAX_DELTA_ENERGY = 1000.0
+"""A leapfrog step whose energy error exceeds this is divergent (NumPyro's and Stan's value)."""
+
+RESTART_SHARE = 4
+"""At most one chain in this many starts its next iteration in a given turn (the others whose
+trees are complete wait a turn): the random numbers of a new iteration are drawn only for them."""
+
+_MOMENTUM, _DIRECTIONS = 0x10000, 0x20000
+"""Counter offsets of a chain's random numbers within an iteration (leaves count from 0)."""
+
+
+class Settings(NamedTuple):
+    """NUTS settings (static: part of the compiled program)."""
+
+    warmup: int
+    draws: int
+    target_accept: float
+    max_tree_depth: int
+
+
+class Trace(NamedTuple):
+    """A chain's kept iterations."""
+
+    z: jax.Array  # (draws, d) positions
+    diverging: jax.Array  # (draws,) whether the trajectory diverged
+    num_steps: jax.Array  # (draws,) its leapfrog steps
+
+
+class _Chain(NamedTuple):
+    """One chain: its iteration, adaptation, the trajectory being built (``s_*``: the subtree
+    being added to it) and its kept draws."""
+
+    it: jax.Array  # iterations done
+    adapt: tuple  # NumPyro's HMCAdaptState
+    energy0: jax.Array  # energy at the trajectory's start
+    directions: jax.Array  # uint32: bit k is the direction of doubling k
+    z_left: jax.Array
+    r_left: jax.Array
+    g_left: jax.Array
+    z_right: jax.Array
+    r_right: jax.Array
+    g_right: jax.Array
+    z: jax.Array  # the tree's proposal, its potential energy and gradient
+    pe: jax.Array
+    g: jax.Array
+    log_w: jax.Array  # log of the tree's total weight (relative to the starting point)
+    r_sum: jax.Array
+    accept: jax.Array  # sum of the leaves' acceptance probabilities
+    n: jax.Array  # leaves (leapfrog steps) so far
+    depth: jax.Array  # doublings done
+    going_right: jax.Array  # direction of the subtree being built
+    s_z: jax.Array
+    s_pe: jax.Array
+    s_g: jax.Array
+    s_log_w: jax.Array
+    s_r_sum: jax.Array
+    s_accept: jax.Array
+    s_n: jax.Array  # the subtree's leaves so far
+    ck_p: jax.Array  # (max_tree_depth, d) checkpoints of the subtree U-turn checks: see _turns
+    ck_q: jax.Array
+    ck_c: jax.Array  # (max_tree_depth,)
+    diverging: jax.Array  # whether the last leaf diverged
+    pending: jax.Array  # its tree is complete, the next iteration not started yet
+    trace: Trace
+
+
+def _threefry(key1, key2, x1, x2):
+    """Threefry-2x32 (20 rounds; Salmon et al. 2011), written out so that XLA fuses it (JAX lowers
+    its own to a loop on the CPU)."""
+    rotations = ((13, 15, 26, 6), (17, 29, 16, 24))
+    ks = (key1, key2, key1 ^ key2 ^ jnp.uint32(0x1BD11BDA))
+    x1, x2 = x1 + ks[0], x2 + ks[1]
+    for block in range(5):
+        for rot in rotations[block % 2]:
+            x1 = x1 + x2
+            x2 = (x2 << jnp.uint32(rot)) | (x2 >> jnp.uint32(32 - rot))
+            x2 = x1 ^ x2
+        x1 = x1 + ks[(block + 1) % 3]
+        x2 = x2 + ks[(block + 2) % 3] + jnp.uint32(block + 1)
+    return x1, x2
+
+
+def _bits(seed, it, counter):
+    """uint32 bits, shape of ``counter`` x 2, of a chain's seed (2,), iteration and counter."""
+    counter = jnp.asarray(counter, jnp.uint32)
+    it = jnp.broadcast_to(jnp.asarray(it, jnp.uint32), counter.shape)
+    return jnp.stack(_threefry(seed[0], seed[1], it, counter), axis=-1)
+
+
+def _uniform(bits):
+    """U[0, 1) float32 from uint32 bits (JAX's construction)."""
+    return jax.lax.bitcast_convert_type((bits >> 9) | jnp.uint32(0x3F800000), jnp.float32) - 1.0
+
+
+def _normal(seed, it, d):
+    """(d,) standard normal draws (JAX's construction: the inverse error function of a uniform)."""
+    u = _uniform(_bits(seed, it, _MOMENTUM + jnp.arange((d + 1) // 2)).reshape(-1)[:d])
+    lo = jnp.nextafter(jnp.float32(-1.0), jnp.float32(1.0))
+    return jnp.sqrt(2.0) * jax.lax.erf_inv(jnp.maximum(lo, 2.0 * u - 1.0))
+
+
+def _dot(a, b):
+    return jnp.sum(a * b, axis=-1)
+
+
+def _is_turning(inverse_mass, r_left, r_right, r_sum):
+    """NumPyro's generalized U-turn criterion (Betancourt 2017, A.4.2)."""
+    r_sum = r_sum - (r_left + r_right) / 2
+    return (_dot(inverse_mass * r_left, r_sum) <= 0) | (_dot(inverse_mass * r_right, r_sum) <= 0)
+
+
+def _turns(c, inverse_mass, r, s_r_sum):
+    """(max_tree_depth,) U-turn criterion of the subtree from each checkpoint to the new leaf.
+
+    NumPyro's check of checkpoint i, with r_i and R_i the momentum and the subtree's momentum sum
+    stored at leaf i, is ``_is_turning(r_i, r, S - R_i + r_i)`` (S: the sum now). Its two dot
+    products are P_i.w - c_i and v.w - v.Q_i, with P_i = M^-1 r_i, Q_i = R_i - r_i / 2,
+    c_i = P_i.Q_i (stored when the checkpoint is written), v = M^-1 r and w = S - r / 2.
+    """
+    w = s_r_sum - r / 2
+    v = inverse_mass * r
+    left = c.ck_p @ w - c.ck_c
+    right = _dot(v, w) - c.ck_q @ v
+    return (left <= 0) | (right <= 0)
+
+
+def _fresh(seed, it, d):
+    """The random numbers that start a chain's iteration ``it``: a standard normal momentum (d,)
+    and the directions of its doublings (uint32 bits)."""
+    return _normal(seed, it, d), _bits(seed, it, _DIRECTIONS)[0]
+
+
+def _start(c: _Chain, z, pe, g, adapt, it, normal, directions) -> _Chain:
+    """``c`` starting iteration ``it`` at (z, pe, g), with the random numbers of ``_fresh``."""
+    r = normal * adapt.mass_matrix_sqrt
+    zero = jnp.zeros((), z.dtype)
+    izero = jnp.zeros((), jnp.int32)
+    return c._replace(
+        it=it, adapt=adapt, energy0=pe + 0.5 * _dot(adapt.inverse_mass_matrix * r, r),
+        directions=directions,
+        z_left=z, r_left=r, g_left=g, z_right=z, r_right=r, g_right=g, z=z, pe=pe, g=g,
+        log_w=zero, r_sum=r, accept=zero, n=izero, depth=izero,
+        going_right=(directions & 1) == 1,
+        s_z=z, s_pe=pe, s_g=g, s_log_w=zero, s_r_sum=r, s_accept=zero, s_n=izero,
+        pending=jnp.zeros((), bool),
+    )
+
+
+_START_FIELDS = (
+    "it", "energy0", "directions", "z_left", "r_left", "g_left", "z_right", "r_right", "g_right",
+    "log_w", "r_sum", "accept", "n", "depth", "going_right", "s_z", "s_pe", "s_g", "s_log_w",
+    "s_r_sum", "s_accept", "s_n", "pending",
+)
+"""The fields a new iteration sets (its proposal starts as the last one: z, pe, g stay)."""
+
+
+def _leaf_position(c: _Chain):
+    """The position of the chain's next leaf and the half-step momentum that reaches it."""
+    step_size = c.adapt.step_size
+    eps = jnp.where(c.going_right, step_size, -step_size)
+    z_e = jnp.where(c.going_right, c.z_right, c.z_left)
+    r_e = jnp.where(c.going_right, c.r_right, c.r_left)
+    g_e = jnp.where(c.going_right, c.g_right, c.g_left)
+    r_half = r_e - 0.5 * eps * g_e
+    return z_e + eps * c.adapt.inverse_mass_matrix * r_half, r_half
+
+
+def _leaf(c: _Chain, z_new, r_half, pe_new, g_new, seed, settings):
+    """The chain after its leaf at ``z_new``: the leaf joins the subtree and a complete subtree
+    joins the tree. Returns the chain and whether its tree is complete (its iteration ends)."""
+    active = (c.it < settings.warmup + settings.draws) & ~c.pending
+    inverse_mass = c.adapt.inverse_mass_matrix
+    step_size = c.adapt.step_size
+    eps = jnp.where(c.going_right, step_size, -step_size)
+    r_new = r_half - 0.5 * eps * g_new
+    delta = pe_new + 0.5 * _dot(inverse_mass * r_new, r_new) - c.energy0
+    delta = jnp.where(jnp.isnan(delta), jnp.inf, delta)
+    log_w, div = -delta, delta > MAX_DELTA_ENERGY
+    accept = jnp.minimum(jnp.exp(-delta), 1.0)
+    # one threefry block per leaf: [0] for the leaf's transition, [1] for the doubling's
+    u = _uniform(_bits(seed, c.it, c.n + c.s_n))
+
+    # the leaf joins the subtree (uniform progressive sampling)
+    first = c.s_n == 0
+    take = first | (u[0] < jax.nn.sigmoid(log_w - c.s_log_w))
+    s_z = jnp.where(take, z_new, c.s_z)
+    s_pe = jnp.where(take, pe_new, c.s_pe)
+    s_g = jnp.where(take, g_new, c.s_g)
+    s_log_w = jnp.where(first, log_w, jnp.logaddexp(c.s_log_w, log_w))
+    s_r_sum = jnp.where(first, r_new, c.s_r_sum + r_new)
+    s_accept = jnp.where(first, accept, c.s_accept + accept)
+    s_n = c.s_n + 1
+
+    # U-turn checks of the subtrees this leaf completes (NumPyro's checkpoint scheme: at an even
+    # leaf index no check is due, and the leaf is written to checkpoint idx_max)
+    index = jnp.arange(settings.max_tree_depth)
+    idx_min, idx_max = _leaf_idx_to_ckpt_idxs(c.s_n)
+    due = (index >= idx_min) & (index <= idx_max)
+    s_turning = jnp.any(_turns(c, inverse_mass, r_new, s_r_sum) & due)
+    write = (index == idx_max) & (c.s_n % 2 == 0)
+    p_new = inverse_mass * r_new
+    q_new = s_r_sum - r_new / 2
+    ck_p = jnp.where(write[:, None], p_new, c.ck_p)
+    ck_q = jnp.where(write[:, None], q_new, c.ck_q)
+    ck_c = jnp.where(write, _dot(p_new, q_new), c.ck_c)
+    sub_done = active & ((s_n >= 2**c.depth) | s_turning | div)
+
+    # a complete subtree joins the tree (biased progressive sampling)
+    z_left = jnp.where(c.going_right, c.z_left, z_new)
+    r_left = jnp.where(c.going_right, c.r_left, r_new)
+    g_left = jnp.where(c.going_right, c.g_left, g_new)
+    z_right = jnp.where(c.going_right, z_new, c.z_right)
+    r_right = jnp.where(c.going_right, r_new, c.r_right)
+    g_right = jnp.where(c.going_right, g_new, c.g_right)
+    r_sum = c.r_sum + s_r_sum
+    p_move = jnp.where(s_turning | div, 0.0, jnp.minimum(jnp.exp(s_log_w - c.log_w), 1.0))
+    move = sub_done & (u[1] < p_move)
+    depth = c.depth + 1
+    turning = s_turning | _is_turning(inverse_mass, r_left, r_right, r_sum)
+    tree_done = sub_done & ((depth >= settings.max_tree_depth) | turning | div)
+    c = c._replace(
+        z_left=z_left, r_left=r_left, g_left=g_left, z_right=z_right, r_right=r_right,
+        g_right=g_right,
+        z=jnp.where(move, s_z, c.z),
+        pe=jnp.where(move, s_pe, c.pe),
+        g=jnp.where(move, s_g, c.g),
+        log_w=jnp.where(sub_done, jnp.logaddexp(c.log_w, s_log_w), c.log_w),
+        r_sum=jnp.where(sub_done, r_sum, c.r_sum),
+        accept=jnp.where(sub_done, c.accept + s_accept, c.accept),
+        n=jnp.where(sub_done, c.n + s_n, c.n),
+        depth=jnp.where(sub_done, depth, c.depth),
+        diverging=jnp.where(active, div, c.diverging),
+        going_right=jnp.where(
+            sub_done, ((c.directions >> depth.astype(jnp.uint32)) & 1) == 1, c.going_right
+        ),
+        s_z=s_z, s_pe=s_pe, s_g=s_g, s_log_w=s_log_w, s_r_sum=s_r_sum, s_accept=s_accept,
+        s_n=jnp.where(sub_done, 0, s_n), ck_p=ck_p, ck_q=ck_q, ck_c=ck_c,
+    )
+    return c, tree_done
+
+
+def _end_iteration(c: _Chain, done, adapt, normal, directions, settings) -> _Chain:
+    """A chain whose tree is complete and whose turn it is (``done``) records its draw (after
+    warmup) and starts its next iteration with ``adapt`` and the random numbers of ``_fresh``;
+    the others go on."""
+    slot = jnp.where(done & (c.it >= settings.warmup), c.it - settings.warmup, settings.draws)
+    trace = Trace(
+        c.trace.z.at[slot].set(c.z, mode="drop"),
+        c.trace.diverging.at[slot].set(c.diverging, mode="drop"),
+        c.trace.num_steps.at[slot].set(c.n, mode="drop"),
+    )
+    restarted = _start(c, c.z, c.pe, c.g, adapt, c.it + 1, normal, directions)
+    fields = {  # only what _start changes
+        f: jnp.where(done, getattr(restarted, f), getattr(c, f)) for f in _START_FIELDS
+    }
+    fields["adapt"] = jax.tree.map(lambda new, old: jnp.where(done, new, old), adapt, c.adapt)
+    return c._replace(trace=trace, **fields)
+
+
+def sample(value_and_grad, z0, seeds, settings: Settings) -> Trace:
+    """Chains on arrays with leading (lane) axes: flat start positions ``z0`` (..., d) and one
+    (2,) uint32 seed each (..., 2). ``value_and_grad`` maps (..., d) positions to their potential
+    energies (negative log densities) (...) and gradients (..., d). Runs ``settings.warmup``
+    adapted iterations, then ``settings.draws`` kept ones, and returns the kept draws with the
+    lane axes first: (..., draws, ...)."""
+    wa_init, wa_update = warmup_adapter(settings.warmup, target_accept_prob=settings.target_accept)
+    n_axes = z0.ndim - 1
+    d = z0.shape[-1]
+    total = settings.warmup + settings.draws
+
+    def lanes(f):
+        for _ in range(n_axes):
+            f = jax.vmap(f)
+        return f
+
+    def init(z, pe, g, seed):
+        adapt = wa_init(IntegratorState(z, None, pe, g), jax.random.key(0), 1.0)._replace(
+            rng_key=None
+        )
+        ckpts = jnp.zeros((settings.max_tree_depth, d), z.dtype)
+        n_fields = len(_Chain._fields) - 3  # all but diverging, pending and trace: set by _start
+        false = jnp.zeros((), bool)
+        empty = _Chain(
+            *([jnp.zeros((), jnp.int32)] * n_fields), diverging=false, pending=false,
+            trace=Trace(
+                jnp.zeros((settings.draws, d), z.dtype),
+                jnp.zeros((settings.draws,), bool),
+                jnp.zeros((settings.draws,), jnp.int32),
+            ),
+        )._replace(ck_p=ckpts, ck_q=ckpts, ck_c=jnp.zeros((settings.max_tree_depth,), z.dtype))
+        it = jnp.zeros((), jnp.int32)
+        return _start(empty, z, pe, g, adapt, it, *_fresh(seed, it, d))
+
+    pe0, g0 = value_and_grad(z0)
+    chains = lanes(init)(z0, pe0, g0, seeds)
+
+    lane_shape = z0.shape[:-1]
+    n_lanes = int(np.prod(lane_shape))
+    width = max(1, -(-n_lanes // RESTART_SHARE))
+
+    def turn(c):
+        z_new, r_half = lanes(_leaf_position)(c)
+        pe_new, g_new = value_and_grad(z_new)
+        c, done = lanes(lambda *a: _leaf(*a, settings))(c, z_new, r_half, pe_new, g_new, seeds)
+        # at most `width` chains start their next iteration this turn; the others wait (pending)
+        ready = (done | c.pending).reshape(-1)
+        index = jnp.nonzero(ready, size=width, fill_value=n_lanes)[0]
+        pick = jnp.minimum(index, n_lanes - 1)
+        fresh_normal, fresh_directions = jax.vmap(_fresh, in_axes=(0, 0, None))(
+            seeds.reshape(-1, 2)[pick], c.it.reshape(-1)[pick] + 1, d
+        )
+
+        def spread(values, fill):
+            blank = jnp.full((n_lanes, *values.shape[1:]), fill, values.dtype)
+            return blank.at[index].set(values, mode="drop").reshape(*lane_shape, *values.shape[1:])
+
+        start = spread(jnp.ones(width, bool), False)
+        normal, directions = spread(fresh_normal, 0.0), spread(fresh_directions, 0)
+        c = c._replace(pending=ready.reshape(lane_shape) & ~start)
+        warm = start & (c.it < settings.warmup)
+
+        def adapt_all(c):
+            def one(c, warm):
+                new = wa_update(c.it, c.accept / c.n, IntegratorState(c.z, None, c.pe, c.g), c.adapt)
+                return jax.tree.map(lambda a, b: jnp.where(warm, a, b), new, c.adapt)
+            return lanes(one)(c, warm)
+
+        # adaptation only while some chain is in warmup (the draws stay out of the cond: XLA
+        # would copy them)
+        adapt = jax.lax.cond(
+            jnp.any(warm), adapt_all, lambda c: c.adapt, c._replace(trace=None, ck_p=None, ck_q=None)
+        )
+        return lanes(lambda *a: _end_iteration(*a, settings))(c, start, adapt, normal, directions)
+
+    chains = jax.lax.while_loop(lambda c: jnp.any(c.it < total), turn, chains)
+    return chains.trace
