@@ -34,7 +34,11 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from numpyro.infer.hmc_util import IntegratorState, _leaf_idx_to_ckpt_idxs, warmup_adapter
+from numpyro.infer.hmc_util import (
+    IntegratorState,
+    _leaf_idx_to_ckpt_idxs,
+    warmup_adapter,
+)
 
 MAX_DELTA_ENERGY = 1000.0
 """A leapfrog step whose energy error exceeds this is divergent (NumPyro's and Stan's value)."""
@@ -168,28 +172,20 @@ def _fresh(seed, it, d):
     return _normal(seed, it, d), _bits(seed, it, _DIRECTIONS)[0]
 
 
-def _start(c: _Chain, z, pe, g, adapt, it, normal, directions) -> _Chain:
-    """``c`` starting iteration ``it`` at (z, pe, g), with the random numbers of ``_fresh``."""
+def _trajectory(z, pe, g, adapt, it, normal, directions) -> dict:
+    """The fields of a chain that start iteration ``it`` at (z, pe, g) with the random numbers of
+    ``_fresh``: the proposal starts as (z, pe, g), which the chain already holds."""
     r = normal * adapt.mass_matrix_sqrt
     zero = jnp.zeros((), z.dtype)
     izero = jnp.zeros((), jnp.int32)
-    return c._replace(
-        it=it, adapt=adapt, energy0=pe + 0.5 * _dot(adapt.inverse_mass_matrix * r, r),
-        directions=directions,
-        z_left=z, r_left=r, g_left=g, z_right=z, r_right=r, g_right=g, z=z, pe=pe, g=g,
-        log_w=zero, r_sum=r, accept=zero, n=izero, depth=izero,
-        going_right=(directions & 1) == 1,
-        s_z=z, s_pe=pe, s_g=g, s_log_w=zero, s_r_sum=r, s_accept=zero, s_n=izero,
-        pending=jnp.zeros((), bool),
-    )
-
-
-_START_FIELDS = (
-    "it", "energy0", "directions", "z_left", "r_left", "g_left", "z_right", "r_right", "g_right",
-    "log_w", "r_sum", "accept", "n", "depth", "going_right", "s_z", "s_pe", "s_g", "s_log_w",
-    "s_r_sum", "s_accept", "s_n", "pending",
-)
-"""The fields a new iteration sets (its proposal starts as the last one: z, pe, g stay)."""
+    return {
+        "it": it, "energy0": pe + 0.5 * _dot(adapt.inverse_mass_matrix * r, r),
+        "directions": directions, "going_right": (directions & 1) == 1,
+        "z_left": z, "r_left": r, "g_left": g, "z_right": z, "r_right": r, "g_right": g,
+        "log_w": zero, "r_sum": r, "accept": zero, "n": izero, "depth": izero,
+        "s_z": z, "s_pe": pe, "s_g": g, "s_log_w": zero, "s_r_sum": r, "s_accept": zero,
+        "s_n": izero, "pending": jnp.zeros((), bool),
+    }
 
 
 def _leaf_position(c: _Chain):
@@ -279,20 +275,17 @@ def _leaf(c: _Chain, z_new, r_half, pe_new, g_new, seed, settings):
 
 def _end_iteration(c: _Chain, done, adapt, normal, directions, settings) -> _Chain:
     """A chain whose tree is complete and whose turn it is (``done``) records its draw (after
-    warmup) and starts its next iteration with ``adapt`` and the random numbers of ``_fresh``;
-    the others go on."""
+    warmup) and starts its next iteration with the random numbers of ``_fresh``; the others go
+    on. ``adapt`` is every chain's adaptation after this turn (changed only where ``done``)."""
     slot = jnp.where(done & (c.it >= settings.warmup), c.it - settings.warmup, settings.draws)
     trace = Trace(
         c.trace.z.at[slot].set(c.z, mode="drop"),
         c.trace.diverging.at[slot].set(c.diverging, mode="drop"),
         c.trace.num_steps.at[slot].set(c.n, mode="drop"),
     )
-    restarted = _start(c, c.z, c.pe, c.g, adapt, c.it + 1, normal, directions)
-    fields = {  # only what _start changes
-        f: jnp.where(done, getattr(restarted, f), getattr(c, f)) for f in _START_FIELDS
-    }
-    fields["adapt"] = jax.tree.map(lambda new, old: jnp.where(done, new, old), adapt, c.adapt)
-    return c._replace(trace=trace, **fields)
+    restarted = _trajectory(c.z, c.pe, c.g, adapt, c.it + 1, normal, directions)
+    fields = {f: jnp.where(done, new, getattr(c, f)) for f, new in restarted.items()}
+    return c._replace(trace=trace, adapt=adapt, **fields)
 
 
 def sample(value_and_grad, z0, seeds, settings: Settings) -> Trace:
@@ -316,18 +309,17 @@ def sample(value_and_grad, z0, seeds, settings: Settings) -> Trace:
             rng_key=None
         )
         ckpts = jnp.zeros((settings.max_tree_depth, d), z.dtype)
-        n_fields = len(_Chain._fields) - 3  # all but diverging, pending and trace: set by _start
-        false = jnp.zeros((), bool)
-        empty = _Chain(
-            *([jnp.zeros((), jnp.int32)] * n_fields), diverging=false, pending=false,
+        it = jnp.zeros((), jnp.int32)
+        return _Chain(
+            adapt=adapt, z=z, pe=pe, g=g, ck_p=ckpts, ck_q=ckpts,
+            ck_c=jnp.zeros((settings.max_tree_depth,), z.dtype), diverging=jnp.zeros((), bool),
             trace=Trace(
                 jnp.zeros((settings.draws, d), z.dtype),
                 jnp.zeros((settings.draws,), bool),
                 jnp.zeros((settings.draws,), jnp.int32),
             ),
-        )._replace(ck_p=ckpts, ck_q=ckpts, ck_c=jnp.zeros((settings.max_tree_depth,), z.dtype))
-        it = jnp.zeros((), jnp.int32)
-        return _start(empty, z, pe, g, adapt, it, *_fresh(seed, it, d))
+            **_trajectory(z, pe, g, adapt, it, *_fresh(seed, it, d)),
+        )
 
     pe0, g0 = value_and_grad(z0)
     chains = lanes(init)(z0, pe0, g0, seeds)
