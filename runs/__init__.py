@@ -1,8 +1,11 @@
 """Hydra entry points (``runs.study``), the job runner and the parquet results store.
 
-XLA on the CPU is told to use one thread per process unless the user says otherwise: the NUTS
-programs here are long chains of small operations that gain little from threads, and a study
-runs one worker process per core (the joblib launcher), which threads would oversubscribe.
+XLA on the CPU runs one thread per process unless the user says otherwise
+(``HIERBENCH_XLA_THREADS=all``, or XLA_FLAGS of their own for Eigen's kernels): the NUTS programs
+here are long chains of small operations that a second thread slows down (``runs.threads`` has
+the measurements), and a study runs one worker process per core (the joblib launcher), which
+threads would oversubscribe. Importing ``runs`` starts JAX's backends that way, before any of its
+modules uses JAX.
 """
 
 import logging
@@ -13,3 +16,7 @@ os.environ.setdefault(
 )
 # JAX reports at INFO level that it found no TPU: true on every machine this runs on, and noise.
 logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
+
+from runs import threads  # noqa: E402  (after XLA_FLAGS: JAX reads them when it starts)
+
+threads.one_xla_thread()

@@ -58,6 +58,7 @@ from importlib import metadata
 from pathlib import Path
 
 import runs  # noqa: F401  (XLA threads: set before JAX starts, here and in every child)
+from runs import threads
 
 HYPER = dict(mu_family="normal", mu_loc=0.0, mu_scale=10.0, tau_family="half_normal", tau_df=3.0,
              tau_scale=5.0, sigma_scale=5.0)
@@ -697,7 +698,20 @@ def _process_info() -> dict:
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 1e6
     return {"peak_rss_mb": peak_mb, "devices": str(jax.devices()),
             "platform": jax.devices()[0].platform,
-            "compilation_cache": jax.config.jax_compilation_cache_dir}
+            "compilation_cache": jax.config.jax_compilation_cache_dir,
+            "xla_pool_threads": _xla_pool_threads()}
+
+
+def _xla_pool_threads():
+    """Threads of XLA's CPU pool in this process (named ``tf_XLAEigen``; see ``runs.threads``),
+    or None where /proc does not say."""
+    names = []
+    try:
+        for tid in os.listdir("/proc/self/task"):
+            names.append(Path(f"/proc/self/task/{tid}/comm").read_text().strip())
+    except OSError:
+        return None
+    return names.count("tf_XLAEigen")
 
 
 # -------------------------------------------------------------------------------- the report
@@ -740,6 +754,7 @@ def build_report(opts, results, elapsed) -> dict:
         "pymc": pymc.get("pymc_version")
         or ("not installed" if "skipped" in pymc else _version("pymc")),
         "xla_flags": os.environ.get("XLA_FLAGS"),
+        "xla_pool_threads": info.get("xla_pool_threads"),
         "compilation_cache": info.get("compilation_cache"),
         "python": sys.version.split()[0],
     }
@@ -799,7 +814,8 @@ def render(report) -> str:
              f"devices: {p['devices']}; CPUs: {p['cpu_count']} ({p['cpus_usable']} usable)",
              f"python {p['python']}, jax {p['jax']}, jaxlib {p['jaxlib']}, numpyro {p['numpyro']}, "
              f"pymc {p['pymc']}",
-             f"XLA_FLAGS: {p['xla_flags']}",
+             f"XLA_FLAGS: {p['xla_flags']}; XLA's CPU thread pool: {p['xla_pool_threads']} "
+             f"thread(s) per process ({threads.ENV}={os.environ.get(threads.ENV, '1')})",
              f"JAX persistent compilation cache: {p['compilation_cache'] or 'off'}",
              "", "== throughput ==",
              f"workload: hierarchical non-centered, J={s['n_groups']}, {s['chains']} chains x "

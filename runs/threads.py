@@ -1,0 +1,57 @@
+"""One XLA thread per process, without pinning the process to a core.
+
+XLA's CPU runtime runs the operations of a program on a thread pool (threads named
+``tf_XLAEigen``) with one thread per CPU that the process may use, counted once, when JAX starts
+its CPU backend. The NUTS programs here are long chains of small operations: a second thread
+only hands them back and forth. Measured on the reference workload (``runs.bench``) on a 2-core
+machine, one process with XLA's two threads ran at 1.8 cores and took 0.21 s per fit; with one
+thread it took 0.165 s on one core. Two worker processes (a study runs one per core) each with
+two threads took 0.176 s per fit together; with one thread each, 0.100.
+
+The XLA flag ``--xla_cpu_multi_thread_eigen=false`` (``runs/__init__.py``) covers Eigen's
+matrix kernels only, not this pool, and XLA has no flag for the pool's size. So
+``one_xla_thread`` starts JAX's backends while the calling thread may run on one CPU only, so
+that the pool gets one thread, and then gives every thread of the process back the CPUs it had:
+the operating system still moves the process to whichever core is free.
+
+``HIERBENCH_XLA_THREADS=all`` in the environment leaves XLA's pool as XLA makes it.
+"""
+
+from __future__ import annotations
+
+import os
+
+ENV = "HIERBENCH_XLA_THREADS"
+"""Environment variable: ``all`` leaves XLA's thread pool at one thread per CPU; unset or ``1``:
+one thread."""
+
+CHOICES = ("1", "all")
+
+
+def one_xla_thread() -> bool:
+    """Start JAX's backends with a one-thread XLA pool (see the module docstring); True if it
+    did, False where it had nothing to do (asked not to, one CPU only, no affinity calls on this
+    system, or JAX's backends already started)."""
+    choice = os.environ.get(ENV, "1")
+    if choice not in CHOICES:
+        raise SystemExit(f"error: {ENV}={choice!r} is not allowed: {' or '.join(CHOICES)}")
+    if choice == "all" or not hasattr(os, "sched_setaffinity"):
+        return False
+    cpus = os.sched_getaffinity(0)
+    if len(cpus) < 2:
+        return False
+    import jax
+    from jax._src import xla_bridge
+
+    if xla_bridge.backends_are_initialized():
+        return False
+    os.sched_setaffinity(0, {min(cpus)})
+    try:
+        jax.devices()
+    finally:  # the threads started meanwhile inherited the one CPU: every thread gets all back
+        for tid in os.listdir("/proc/self/task"):
+            try:
+                os.sched_setaffinity(int(tid), cpus)
+            except OSError:  # a thread that ended meanwhile
+                pass
+    return True
