@@ -10,7 +10,9 @@ bulk ESS (``models.diagnostics``), and the counts of divergent transitions and o
 the maximum tree depth.
 
 Replicates run in chunks whose size follows from a memory budget and a cap (``BATCH``), all of
-one size (the last one padded) so that one compiled program serves them all.
+one size (the last one padded; the padding is not sampled) so that one compiled program serves
+them all. In a chunk, the data sets queue for the sampler's ``LANE_ROWS`` rows of lanes: a row
+runs one data set's chains and takes the next data set when they have all ended.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from numpyro.infer.util import constrain_fn, initialize_model, potential_energy
 import models
 from models import diagnostics, nuts
 
-RESULTS_VERSION = 4
+RESULTS_VERSION = 5
 """Part of every job's identity: bump it with any change to sim/ or models/ that changes what a
 fit returns, so old result files are recomputed rather than mixed with new ones."""
 
@@ -40,15 +42,20 @@ LEVELS = (0.5, 0.8, 0.9, 0.95)
 QUANTILES = tuple(sorted({q for lv in LEVELS for q in ((1 - lv) / 2, (1 + lv) / 2)} | {0.5}))
 """The posterior quantiles computed: both ends of every interval in LEVELS, and the median."""
 
-BATCH = 25
-"""At most this many data sets run at once unless ``fit(max_batch=)`` says otherwise. A chunk's
-loop runs until its busiest chain is done (on the reference workload, chunks of 25 data sets x
-4 chains: the mean chain takes 0.70 of the loop's leapfrog turns), and each turn costs about the
-same per chain, so larger chunks gain nothing: 0.078, 0.082 and 0.091 s per fit for 25, 50 and
-100 data sets at once (best of three runs). A data set's fit is the same in a chunk of 1, 25 or
-50 data sets; in a chunk of 100 (400 chains) XLA compiles code that rounds differently, and the
-fits differ from those of smaller chunks the way fits with other seeds do (NumPyro's ``vmap``-ed
-kernel did the same)."""
+BATCH = 100
+"""At most this many data sets go to one program call unless ``fit(max_batch=)`` says otherwise
+(fewer where the memory budget says so); their chains queue for the sampler's lanes, so more
+data sets at once cost no more per fit: on the reference workload (``runs.bench``), 100 data
+sets took 143,149 turns of the sampler's loop at once against 163,733 in four chunks of 25, each
+of which ran until its busiest chain was done."""
+
+LANE_ROWS = 25
+"""The sampler runs LANE_ROWS x chains lanes at once (``nuts.sample``): a row of lanes runs the
+chains of one data set, then of the next one in the queue. A turn of the loop costs about the
+same per lane, and 25 rows x 4 chains was the fastest of 25, 50 and 100 data sets at once with
+the sampler before the queue (0.078, 0.082 and 0.091 s per fit). A data set's fit is the same
+whatever the number of data sets in the program (checked for 1 to 100 at once) and whichever
+row it runs in; with 100 rows (400 lanes), XLA compiled code that rounded differently."""
 
 PARAMETERIZATIONS = ("centered", "noncentered")
 ESTIMANDS = ("theta", "mu", "tau", "sigma", "p")
@@ -98,6 +105,7 @@ def fit(
     inference: Inference = Inference(),
     memory_budget_bytes: float = 2e9,
     max_batch: int | None = None,
+    lane_rows: int | None = None,
     rank_against: dict | None = None,
     rank_draws: int = 99,
 ) -> FitSummary:
@@ -110,7 +118,8 @@ def fit(
     (one that defines ``estimate``, see ``models.closed_form``) is computed directly, no keys used.
 
     Replicates run in chunks that fit ``memory_budget_bytes`` and hold at most ``max_batch``
-    data sets (default ``BATCH``). Every chunk runs as long as its busiest chain.
+    data sets (default ``BATCH``). In a chunk, the data sets queue for ``lane_rows`` (default
+    ``LANE_ROWS``) rows of the sampler's lanes, one data set's chains to a row.
 
     ``rank_against`` ({site: (R, P) values}) asks for the rank of each value among ``rank_draws``
     posterior draws spread evenly over the kept draws of all chains (thinned, so that they are
@@ -130,7 +139,7 @@ def fit(
             part = fit(
                 spec, {k: v[kept] for k, v in data.items()}, keys[jnp.asarray(kept)], hyper,
                 parameterization=parameterization, inference=inference,
-                memory_budget_bytes=memory_budget_bytes, max_batch=max_batch,
+                memory_budget_bytes=memory_budget_bytes, max_batch=max_batch, lane_rows=lane_rows,
                 rank_against=None if rank_against is None
                 else {k: np.asarray(v)[kept] for k, v in rank_against.items()},
                 rank_draws=rank_draws,
@@ -163,12 +172,14 @@ def fit(
             {k: v[index] for k, v in data.items()},
             dynamic,
             None if rank_against is None else {k: jnp.asarray(v)[index] for k, v in rank_against.items()},
+            np.int32(stop - start),
             spec=spec,
             static=static,
             parameterization=parameterization,
             inference=inference,
             latent=latent,
             rank_draws=rank_draws,
+            lane_rows=LANE_ROWS if lane_rows is None else lane_rows,
         )
         pieces.append(jax.tree.map(lambda a, n=stop - start: np.asarray(a)[:n], out))
     joined = jax.tree.map(lambda *a: np.concatenate(a, axis=0), *pieces)
@@ -274,10 +285,13 @@ def build_model(spec: str, parameterization: str):
 
 @functools.partial(
     jax.jit,
-    static_argnames=("spec", "static", "parameterization", "inference", "latent", "rank_draws"),
+    static_argnames=(
+        "spec", "static", "parameterization", "inference", "latent", "rank_draws", "lane_rows"
+    ),
 )
 def _program(
-    keys, data, dynamic, reference, *, spec, static, parameterization, inference, latent, rank_draws
+    keys, data, dynamic, reference, n_real, *, spec, static, parameterization, inference, latent,
+    rank_draws, lane_rows,
 ):
     model = build_model(spec, parameterization)
     n_chains = inference.chains
@@ -304,9 +318,14 @@ def _program(
     def potential(flat, data_r):
         return potential_energy(model, (), {"data": data_r, **dynamic, **dict(static)}, unravel(flat))
 
-    value_and_grad = jax.vmap(jax.vmap(jax.value_and_grad(potential), in_axes=(0, None)))
+    def value_and_grad(z, row):  # positions (rows, C, d) of the chains of data sets `row`
+        # (the data of a row shared by its chains: batching them per chain instead compiles code
+        # that rounds differently as the number of data sets changes)
+        data_rows = jax.tree.map(lambda a: a[row], data)
+        return jax.vmap(jax.vmap(jax.value_and_grad(potential), in_axes=(0, None)))(z, data_rows)
+
     seeds = jax.random.key_data(k_mcmc)
-    trace = nuts.sample(lambda z: value_and_grad(z, data), z0, seeds, settings)
+    trace = nuts.sample(value_and_grad, z0, seeds, settings, rows=lane_rows, n_real=n_real)
     z, diverging, num_steps = trace  # (R, C, N, ...)
 
     def one_data_set(z, diverging, num_steps, data_r, reference_r):

@@ -10,7 +10,9 @@ loop ends when every chain has done its iterations, so it lasts as long as the b
 leapfrog steps, not as the sum over iterations of the longest trajectory. The random numbers
 that start an iteration (a normal momentum: the dearest part of a turn's bookkeeping) are drawn
 only for the chains that start one, at most one in ``RESTART_SHARE`` per turn; a chain beyond
-that waits a turn.
+that waits a turn. The lanes are a work queue: a row of lanes runs the chains of one data set,
+and when the last of them ends the row takes the next data set, so a program of many data sets
+runs about as long as their chains take on average, not as long as the busiest one among them.
 
 The transition is NumPyro's iterative NUTS (``numpyro.infer.hmc_util.build_tree``): multinomial
 sampling of the proposal, uniform progressive sampling inside a subtree and biased progressive
@@ -69,9 +71,11 @@ class Trace(NamedTuple):
 
 
 class _Chain(NamedTuple):
-    """One chain: its iteration, adaptation, the trajectory being built (``s_*``: the subtree
-    being added to it) and its kept draws."""
+    """One lane: the chain it runs (its data set and seed), the chain's iteration, adaptation and
+    the trajectory being built (``s_*``: the subtree being added to it)."""
 
+    row: jax.Array  # the data set whose chain this is
+    seed: jax.Array  # (2,) uint32: the chain's seed
     it: jax.Array  # iterations done
     adapt: tuple  # NumPyro's HMCAdaptState
     energy0: jax.Array  # energy at the trajectory's start
@@ -103,7 +107,6 @@ class _Chain(NamedTuple):
     ck_c: jax.Array  # (max_tree_depth,)
     diverging: jax.Array  # whether the last leaf diverged
     pending: jax.Array  # its tree is complete, the next iteration not started yet
-    trace: Trace
 
 
 def _threefry(key1, key2, x1, x2):
@@ -273,81 +276,117 @@ def _leaf(c: _Chain, z_new, r_half, pe_new, g_new, seed, settings):
     return c, tree_done
 
 
-def _end_iteration(c: _Chain, done, adapt, normal, directions, settings) -> _Chain:
-    """A chain whose tree is complete and whose turn it is (``done``) records its draw (after
-    warmup) and starts its next iteration with the random numbers of ``_fresh``; the others go
-    on. ``adapt`` is every chain's adaptation after this turn (changed only where ``done``)."""
-    slot = jnp.where(done & (c.it >= settings.warmup), c.it - settings.warmup, settings.draws)
-    trace = Trace(
-        c.trace.z.at[slot].set(c.z, mode="drop"),
-        c.trace.diverging.at[slot].set(c.diverging, mode="drop"),
-        c.trace.num_steps.at[slot].set(c.n, mode="drop"),
-    )
-    restarted = _trajectory(c.z, c.pe, c.g, adapt, c.it + 1, normal, directions)
+def _end_iteration(c: _Chain, done, adapt, normal, directions, it) -> _Chain:
+    """A lane whose tree is complete and whose turn it is (``done``) starts iteration ``it`` of
+    its chain with the random numbers of ``_fresh``, from the chain's state (z, pe, g) and
+    adaptation ``adapt`` (both already those of the lane's next chain where it takes one); the
+    others go on."""
+    restarted = _trajectory(c.z, c.pe, c.g, adapt, it, normal, directions)
     fields = {f: jnp.where(done, new, getattr(c, f)) for f, new in restarted.items()}
-    return c._replace(trace=trace, adapt=adapt, **fields)
+    return c._replace(adapt=adapt, **fields)
 
 
-def sample(value_and_grad, z0, seeds, settings: Settings) -> Trace:
-    """Chains on arrays with leading (lane) axes: flat start positions ``z0`` (..., d) and one
-    (2,) uint32 seed each (..., 2). ``value_and_grad`` maps (..., d) positions to their potential
-    energies (negative log densities) (...) and gradients (..., d). Runs ``settings.warmup``
-    adapted iterations, then ``settings.draws`` kept ones, and returns the kept draws with the
-    lane axes first: (..., draws, ...)."""
+def sample(value_and_grad, z0, seeds, settings: Settings, rows: int, n_real=None) -> Trace:
+    """Chain k of data set r, for R data sets x C chains: flat start positions ``z0`` (R, C, d)
+    and one (2,) uint32 seed each, ``seeds`` (R, C, 2). ``value_and_grad(z, row)`` maps
+    positions (n, C, d) of the chains of data sets ``row`` (n,) to their potential energies
+    (negative log densities) (n, C) and gradients (n, C, d). Each chain runs ``settings.warmup``
+    adapted iterations, then ``settings.draws`` kept ones.
+
+    The chains run on ``rows`` x C lanes (at most R x C): a row of lanes runs the C chains of one
+    data set, and when the last of them ends, the row takes the next data set not yet started
+    (a work queue), so that a program lasts about as long as its data sets' chains take on
+    average, not as long as the slowest of them. Only data sets 0 .. ``n_real`` - 1 are run
+    (default: all); the others (padding) keep zero draws. Returns the kept draws,
+    (R, C, draws, ...)."""
     wa_init, wa_update = warmup_adapter(settings.warmup, target_accept_prob=settings.target_accept)
-    n_axes = z0.ndim - 1
-    d = z0.shape[-1]
+    n_data, n_chains, d = z0.shape
+    rows = min(rows, n_data)
+    n_real = n_data if n_real is None else n_real
     total = settings.warmup + settings.draws
+    lane_shape = (rows, n_chains)
+    n_lanes = rows * n_chains
+    width = max(1, -(-n_lanes // RESTART_SHARE))
+    column = jnp.broadcast_to(jnp.arange(n_chains), lane_shape)
 
     def lanes(f):
-        for _ in range(n_axes):
-            f = jax.vmap(f)
-        return f
+        return jax.vmap(jax.vmap(f))
 
-    def init(z, pe, g, seed):
-        adapt = wa_init(IntegratorState(z, None, pe, g), jax.random.key(0), 1.0)._replace(
-            rng_key=None
-        )
+    # the first rows' gradients here; a later data set's when its lanes start it, in the lanes
+    # (so that every gradient is computed in one layout: see _program in models.engine)
+    pe0, g0 = value_and_grad(z0[:rows], jnp.arange(rows))
+    # the adaptation every chain starts with (NumPyro's init does not look at the position)
+    adapt0 = wa_init(
+        IntegratorState(z0[0, 0], None, pe0[0, 0], g0[0, 0]), jax.random.key(0), 1.0
+    )._replace(rng_key=None)
+    adapt0 = jax.tree.map(lambda a: jnp.broadcast_to(a, (*lane_shape, *jnp.shape(a))), adapt0)
+
+    def init(row, seed, z, pe, g, adapt, it):
         ckpts = jnp.zeros((settings.max_tree_depth, d), z.dtype)
-        it = jnp.zeros((), jnp.int32)
         return _Chain(
-            adapt=adapt, z=z, pe=pe, g=g, ck_p=ckpts, ck_q=ckpts,
+            row=row, seed=seed, adapt=adapt, z=z, pe=pe, g=g, ck_p=ckpts, ck_q=ckpts,
             ck_c=jnp.zeros((settings.max_tree_depth,), z.dtype), diverging=jnp.zeros((), bool),
-            trace=Trace(
-                jnp.zeros((settings.draws, d), z.dtype),
-                jnp.zeros((settings.draws,), bool),
-                jnp.zeros((settings.draws,), jnp.int32),
-            ),
             **_trajectory(z, pe, g, adapt, it, *_fresh(seed, it, d)),
         )
 
-    pe0, g0 = value_and_grad(z0)
-    chains = lanes(init)(z0, pe0, g0, seeds)
+    row0 = jnp.broadcast_to(jnp.arange(rows, dtype=jnp.int32)[:, None], lane_shape)
+    # a row without a data set (fewer real ones than rows) starts done
+    it0 = jnp.where(row0 < n_real, 0, total).astype(jnp.int32)
+    chains = lanes(init)(row0, seeds[:rows], z0[:rows], pe0, g0, adapt0, it0)
+    trace = Trace(
+        jnp.zeros((n_data, n_chains, settings.draws, d), z0.dtype),
+        jnp.zeros((n_data, n_chains, settings.draws), bool),
+        jnp.zeros((n_data, n_chains, settings.draws), jnp.int32),
+    )
 
-    lane_shape = z0.shape[:-1]
-    n_lanes = int(np.prod(lane_shape))
-    width = max(1, -(-n_lanes // RESTART_SHARE))
+    def flat(a):
+        return a.reshape(n_lanes, *a.shape[2:])
 
-    def turn(c):
+    def turn(carry):
+        c, trace, next_row = carry
         z_new, r_half = lanes(_leaf_position)(c)
-        pe_new, g_new = value_and_grad(z_new)
-        c, done = lanes(lambda *a: _leaf(*a, settings))(c, z_new, r_half, pe_new, g_new, seeds)
-        # at most `width` chains start their next iteration this turn; the others wait (pending)
-        ready = (done | c.pending).reshape(-1)
+        # a lane holding a new chain's start (iteration -1) evaluates its gradient there
+        new_chain = c.it < 0
+        z_new = jnp.where(new_chain[..., None], c.z, z_new)
+        pe_new, g_new = value_and_grad(z_new, c.row[:, 0])
+        c = c._replace(
+            pe=jnp.where(new_chain, pe_new, c.pe), g=jnp.where(new_chain[..., None], g_new, c.g)
+        )
+        c, done = lanes(lambda *a: _leaf(*a, settings))(c, z_new, r_half, pe_new, g_new, c.seed)
+        # at most `width` lanes start an iteration this turn; the others wait (pending)
+        ready = flat(done | c.pending)
         index = jnp.nonzero(ready, size=width, fill_value=n_lanes)[0]
         pick = jnp.minimum(index, n_lanes - 1)
-        fresh_normal, fresh_directions = jax.vmap(_fresh, in_axes=(0, 0, None))(
-            seeds.reshape(-1, 2)[pick], c.it.reshape(-1)[pick] + 1, d
-        )
 
         def spread(values, fill):
             blank = jnp.full((n_lanes, *values.shape[1:]), fill, values.dtype)
             return blank.at[index].set(values, mode="drop").reshape(*lane_shape, *values.shape[1:])
 
         start = spread(jnp.ones(width, bool), False)
-        normal, directions = spread(fresh_normal, 0.0), spread(fresh_directions, 0)
         c = c._replace(pending=ready.reshape(lane_shape) & ~start)
-        warm = start & (c.it < settings.warmup)
+
+        # the draw of an iteration that ends after warmup
+        slot = jnp.where(start & (c.it >= settings.warmup), c.it - settings.warmup, settings.draws)
+        trace = Trace(
+            trace.z.at[c.row, column, slot].set(c.z, mode="drop"),
+            trace.diverging.at[c.row, column, slot].set(c.diverging, mode="drop"),
+            trace.num_steps.at[c.row, column, slot].set(c.n, mode="drop"),
+        )
+
+        # a row whose last chain ends takes the next data set, if one is left: its lanes hold
+        # the new chains' starts at iteration -1, pending, and start iteration 0 when their turn
+        # comes like any pending lane
+        last = start & (c.it + 1 >= total)
+        ends = jnp.any(last, axis=1) & jnp.all(last | (c.it >= total), axis=1)
+        new_row = next_row + jnp.cumsum(ends, dtype=jnp.int32) - 1
+        switch = jnp.broadcast_to((ends & (new_row < n_real))[:, None], lane_shape)
+        next_row = next_row + ends.sum(dtype=jnp.int32)
+        take = jnp.broadcast_to(jnp.minimum(new_row, n_data - 1)[:, None], lane_shape)
+
+        def pick_new(old, new):
+            return jnp.where(switch.reshape(*lane_shape, *([1] * (old.ndim - 2))), new, old)
+
+        warm = start & (c.it >= 0) & (c.it < settings.warmup)
 
         def adapt_all(c):
             def one(c, warm):
@@ -358,9 +397,22 @@ def sample(value_and_grad, z0, seeds, settings: Settings) -> Trace:
         # adaptation only while some chain is in warmup (the draws stay out of the cond: XLA
         # would copy them)
         adapt = jax.lax.cond(
-            jnp.any(warm), adapt_all, lambda c: c.adapt, c._replace(trace=None, ck_p=None, ck_q=None)
+            jnp.any(warm), adapt_all, lambda c: c.adapt, c._replace(ck_p=None, ck_q=None)
         )
-        return lanes(lambda *a: _end_iteration(*a, settings))(c, start, adapt, normal, directions)
+        it = c.it + 1
+        fresh_normal, fresh_directions = jax.vmap(_fresh, in_axes=(0, 0, None))(
+            flat(c.seed)[pick], flat(it)[pick], d
+        )
+        normal, directions = spread(fresh_normal, 0.0), spread(fresh_directions, 0)
+        c = lanes(_end_iteration)(c, start & ~switch, adapt, normal, directions, it)
+        c = c._replace(
+            row=pick_new(c.row, take), seed=pick_new(c.seed, seeds[take, column]),
+            z=pick_new(c.z, z0[take, column]), adapt=jax.tree.map(pick_new, c.adapt, adapt0),
+            it=jnp.where(switch, -1, c.it), pending=c.pending | switch,
+        )
+        return c, trace, next_row
 
-    chains = jax.lax.while_loop(lambda c: jnp.any(c.it < total), turn, chains)
-    return chains.trace
+    _, trace, _ = jax.lax.while_loop(
+        lambda carry: jnp.any(carry[0].it < total), turn, (chains, trace, jnp.int32(rows))
+    )
+    return trace

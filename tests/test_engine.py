@@ -1,5 +1,5 @@
-"""The engine: a data set's fit does not depend on the batch it is in, nor on chunking, and the
-program is compiled once per shape."""
+"""The engine: a data set's fit does not depend on the batch it is in, nor on chunking, nor on
+waiting in the sampler's queue for a row of lanes, and the program is compiled once per shape."""
 
 import jax
 import numpy as np
@@ -33,6 +33,19 @@ def test_batched_fit_equals_fitting_each_data_set_alone():
     alone = engine.fit("hierarchical", {k: v[2:3] for k, v in data.items()}, keys[2:3], HYPER,
                        parameterization="noncentered", inference=INFERENCE)
     _close(jax.tree.map(lambda v: v[2:3], batch), alone)
+
+
+def test_queued_data_sets_fit_as_when_alone():
+    # 5 data sets on 2 rows of lanes: data sets 2, 3 and 4 start when a row's chains have ended,
+    # in whichever row frees up first
+    data, keys = _data(5)
+    queued = engine.fit("hierarchical", data, keys, HYPER, parameterization="noncentered",
+                        inference=INFERENCE, lane_rows=2)
+    for r in (1, 4):
+        alone = engine.fit("hierarchical", {k: v[r:r + 1] for k, v in data.items()},
+                           keys[r:r + 1], HYPER, parameterization="noncentered",
+                           inference=INFERENCE)
+        _close(jax.tree.map(lambda v, r=r: v[r:r + 1], queued), alone)
 
 
 def test_chunking_by_memory_budget_changes_nothing():
