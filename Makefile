@@ -81,7 +81,7 @@ sbc: env
 	$(PY) -m analysis.sbc results_dir=results/sbc
 
 # Throughput benchmark (README, "Throughput benchmark"): hierbench's engine against a NumPyro loop,
-# a reused NumPyro MCMC and PyMC, then scaling in J and memory; about 9 minutes on 2 cores.
+# a reused NumPyro MCMC and PyMC, then scaling in J and memory; about 17 minutes on 2 cores.
 # Options as key=value words, e.g. make bench BENCH="memory_replicates=100 baseline_replicates=5".
 # PyMC comes from the optional `bench` extra, synced from the same uv.lock into an environment of
 # its own: .venv keeps exactly what `make test` and `make study` install (uv sync installs no
