@@ -76,7 +76,7 @@ class _Chain(NamedTuple):
 
     row: jax.Array  # the data set whose chain this is
     seed: jax.Array  # (2,) uint32: the chain's seed
-    it: jax.Array  # iterations done
+    it: jax.Array  # iterations done (-1: a new chain whose start still needs its gradient)
     adapt: tuple  # NumPyro's HMCAdaptState
     energy0: jax.Array  # energy at the trajectory's start
     directions: jax.Array  # uint32: bit k is the direction of doubling k
