@@ -699,19 +699,7 @@ def _process_info() -> dict:
     return {"peak_rss_mb": peak_mb, "devices": str(jax.devices()),
             "platform": jax.devices()[0].platform,
             "compilation_cache": jax.config.jax_compilation_cache_dir,
-            "xla_pool_threads": _xla_pool_threads()}
-
-
-def _xla_pool_threads():
-    """Threads of XLA's CPU pool in this process (named ``tf_XLAEigen``; see ``runs.threads``),
-    or None where /proc does not say."""
-    names = []
-    try:
-        for tid in os.listdir("/proc/self/task"):
-            names.append(Path(f"/proc/self/task/{tid}/comm").read_text().strip())
-    except OSError:
-        return None
-    return names.count("tf_XLAEigen")
+            "xla_pool_threads": threads.pool_threads()}
 
 
 # -------------------------------------------------------------------------------- the report

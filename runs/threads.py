@@ -27,6 +27,21 @@ one thread."""
 
 CHOICES = ("1", "all")
 
+POOL_THREAD_NAME = "tf_XLAEigen"
+"""What XLA names the threads of its CPU pool (``/proc/<pid>/task/<tid>/comm``)."""
+
+
+def pool_threads() -> int | None:
+    """Threads of XLA's CPU pool in this process, or None where /proc does not say."""
+    names = []
+    try:
+        for tid in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{tid}/comm") as comm:
+                names.append(comm.read().strip())
+    except OSError:
+        return None
+    return names.count(POOL_THREAD_NAME)
+
 
 def one_xla_thread() -> bool:
     """Start JAX's backends with a one-thread XLA pool (see the module docstring); True if it
