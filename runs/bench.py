@@ -24,7 +24,16 @@ half-normal(5)), J = 8 groups of 10, 4 chains x (500 warmup + 1000 draws), 100 d
       installs it), skipped with a message where PyMC is not installed.
 
 (b), (c) and (d) take seconds per fit, so they fit the first ``baseline_replicates`` of (a)'s data
-sets; every number is also reported per fit. Then: the ratios of (a)'s and (a2)'s fits per second
+sets; every number is also reported per fit.
+
+The methods run in ``rounds`` (default ``auto``: 2 where (b), (c) or (d) run on at least 2 data
+sets, else 1), so that a machine whose speed drifts during the run (a shared or virtual one)
+slows every method alike: each round runs (a) and (a2) on all ``replicates`` data sets again (the
+same fits: the same keys) and (b), (c), (d) on the round's share of the baseline data sets, the
+methods in the order of ``sections`` in even rounds and reversed in odd ones (a, a2, b, c, d, then
+d, c, b, a2, a), so that a drift that is steady over the run weighs on each method's mean time
+alike. A method's s/fit is its time over all its fits of every round; the ratios are those of
+these pooled figures, and the ratio of each round is reported beside them, to show the drift. Then: the ratios of (a)'s and (a2)'s fits per second
 to theirs, the targets (a)/(b) >= 100 and (a)/(d) >= 50 for (a) and for (a2), a check that the
 methods agree on the posterior means and sds of the same data sets within Monte Carlo error, the
 cost per fit of (a) as J grows and as the group size grows, and the peak memory of (a) on J = 1000
@@ -42,6 +51,7 @@ Options, as ``key=value`` words (see ``OPTIONS``), for example
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -117,9 +127,14 @@ def _chunk_or_int(text):
     return "chunk" if text == "chunk" else _positive_int(text)
 
 
+def _auto_or_int(text):
+    return "auto" if text == "auto" else _positive_int(text)
+
+
 OPTIONS = {  # name: (default, parser, what is allowed)
     "replicates": (100, _positive_int, "<positive integer>"),
     "baseline_replicates": (10, _positive_int, "<positive integer>"),
+    "rounds": ("auto", _auto_or_int, "<auto or positive integer>"),
     "n_groups": (8, _positive_int, "<positive integer>"),
     "chains": (4, _positive_int, "<positive integer>"),
     "warmup": (500, _positive_int, "<positive integer>"),
@@ -152,6 +167,17 @@ def parse(argv) -> dict:
         raise SystemExit(f"baseline_replicates={opts['baseline_replicates']} is more than "
                          f"replicates={opts['replicates']}: (b), (c), (d) fit some of (a)'s "
                          "data sets")
+    baselines = [m for m in opts["sections"] if m in METHODS and m not in ENGINES]
+    if opts["rounds"] == "auto":
+        opts["rounds"] = 2 if baselines and opts["baseline_replicates"] >= 2 else 1
+    elif opts["rounds"] > 1 and not baselines:
+        raise SystemExit(f"rounds={opts['rounds']} needs one of (b), (c), (d) in sections "
+                         f"(sections={','.join(opts['sections'])}): rounds interleave the engine "
+                         "with them")
+    elif opts["rounds"] > opts["baseline_replicates"]:
+        raise SystemExit(f"rounds={opts['rounds']} is more than baseline_replicates="
+                         f"{opts['baseline_replicates']}: each round fits at least one baseline "
+                         "data set")
     return opts
 
 
@@ -163,9 +189,12 @@ def main(argv=None) -> None:
         return _child(argv[1], argv[2])
     opts = parse(argv)
     started = time.perf_counter()
-    results = {}
-    for section in opts["sections"]:
-        results[section] = run_processes(opts) if section == "a2" else run_child(section, opts)
+    parts = {}
+    for k, section, task in plan(opts):
+        run = run_processes if section == "a2" else functools.partial(run_child, section)
+        parts.setdefault(section, []).append(run(task))
+    results = {section: merge_rounds(section, parts[section]) if section in METHODS
+               else parts[section][0] for section in opts["sections"]}
     report = build_report(opts, results, time.perf_counter() - started)
     text = render(report)
     print(text)
@@ -177,9 +206,62 @@ def main(argv=None) -> None:
         raise SystemExit(1)
 
 
+def plan(opts: dict) -> list:
+    """(round, section, task options) of every child run, in the order they run: the methods in
+    ``rounds`` rounds, in the order of ``sections`` in even rounds and reversed in odd ones, each
+    round's (b), (c), (d) on its own share of the baseline data sets (``baseline_share``); then
+    scaling and memory, once."""
+    methods = [m for m in opts["sections"] if m in METHODS]
+    shares = _shares(opts["baseline_replicates"], opts["rounds"])
+    runs = []
+    for k in range(opts["rounds"]):
+        for m in methods if k % 2 == 0 else methods[::-1]:
+            runs.append((k, m, {**opts, "round": k, "baseline_share": list(shares[k])}))
+    runs += [(0, s, {**opts, "round": 0, "baseline_share": list(shares[0])})
+             for s in opts["sections"] if s not in METHODS]
+    return runs
+
+
+def merge_rounds(section: str, parts: list) -> dict:
+    """One method's result over its rounds. The engine's rows fit the same data sets in every
+    round: their fits, summaries and ESS are round 0's, their time the sum over the rounds for
+    ``rounds`` x ``replicates`` fits; (b), (c), (d) fit another share in each round: their fits
+    are concatenated. A one-off compile (every method but (b)'s) is the mean over the rounds;
+    (b)'s compile is part of every fit, so it is summed. A failed or skipped round makes the
+    method failed or skipped."""
+    if len(parts) == 1 or any("error" in p or "skipped" in p for p in parts):
+        return next((p for p in parts if "error" in p), next(
+            (p for p in parts if "skipped" in p), parts[0]))
+    first, k = parts[0], len(parts)
+    merged = {**first, "rounds": k, "peak_rss_mb": max(p["peak_rss_mb"] for p in parts),
+              "round_s_per_fit": [p["s_per_fit"] for p in parts]}
+    sampling = sum(p["sampling_s"] for p in parts)
+    merged["divergent_fits"] = sum(p["divergent_fits"] for p in parts)
+    if section in ENGINES:
+        merged.update(data_sets=first["data_sets"] * k, sampling_s=sampling,
+                      compile_s=statistics.mean(p["compile_s"] for p in parts),
+                      s_per_fit=sampling / (first["data_sets"] * k))
+        merged["notes"] = [*first.get("notes", []),
+                           f"{k} rounds, each fitting the same {first['data_sets']} data sets "
+                           "(the same keys: the same fits); summaries and ESS of round 1"]
+        return merged
+    n = sum(p["data_sets"] for p in parts)
+    compile_s = (sum if first["compile_in_fit"] else statistics.mean)(
+        p["compile_s"] for p in parts)
+    merged.update(
+        data_sets=n, sampling_s=sampling, compile_s=compile_s,
+        s_per_fit=(sampling + (compile_s if first["compile_in_fit"] else 0.0)) / n,
+        min_ess=[e for p in parts for e in p["min_ess"]],
+        summaries=[s for p in parts for s in p["summaries"]],
+        summary_data_sets=[r for p in parts for r in p["summary_data_sets"]],
+        notes=sorted({note for p in parts for note in p.get("notes", [])}))
+    merged["min_ess_median"] = float(statistics.median(merged["min_ess"]))
+    return merged
+
+
 def run_child(section: str, opts: dict) -> dict:
     """Run one section in its own process; its result, or {"error": ...} if it failed."""
-    print(f"[bench] {_label(section, opts)} ...", file=sys.stderr, flush=True)
+    print(f"[bench] {_round(opts)}{_label(section, opts)} ...", file=sys.stderr, flush=True)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="hierbench-bench-") as tmp:
         result_path = Path(tmp) / "result.json"
@@ -199,7 +281,7 @@ def run_processes(opts: dict) -> dict:
     n, k = opts["replicates"], _n_processes(opts)
     if k == 1:
         return {"skipped": f"processes={opts['processes']}, replicates={n}: one process, as (a)"}
-    print(f"[bench] {_label('a2', opts)} ...", file=sys.stderr, flush=True)
+    print(f"[bench] {_round(opts)}{_label('a2', opts)} ...", file=sys.stderr, flush=True)
     started = time.perf_counter()
     shares = _shares(n, k)
     with tempfile.TemporaryDirectory(prefix="hierbench-bench-") as tmp:
@@ -274,6 +356,12 @@ def _n_processes(opts) -> int:
 def _shares(n: int, k: int) -> list:
     """Data sets 0..n-1 as k contiguous [start, stop) shares whose sizes differ by at most 1."""
     return [(i * n // k, (i + 1) * n // k) for i in range(k)]
+
+
+def _round(opts: dict) -> str:
+    """'round k of K: ' where the methods run in more than one round."""
+    rounds = opts.get("rounds", 1)
+    return f"round {opts['round'] + 1} of {rounds}: " if rounds > 1 and "round" in opts else ""
 
 
 def _label(m: str, settings: dict) -> str:
@@ -362,32 +450,34 @@ def numpyro_model(ybar, n, ss):
 
 def fit_numpyro_loop(task) -> dict:
     """(b): a new MCMC object per data set, so every fit traces and compiles again."""
-    n = task["baseline_replicates"]
-    data = _data(task, n)
+    lo, hi = _baseline_share(task)
+    data = _data(task, hi)
     fits, seconds, notes = [], [], set()
     with _CompileClock() as clock:
-        for r in range(n):
+        for r in range(lo, hi):
             start = time.perf_counter()
             mcmc = _numpyro_mcmc(task, jit_model_args=False, notes=notes)
             fits.append(_numpyro_run(mcmc, data, r))
             seconds.append(time.perf_counter() - start)
     return _baseline_result(fits, compile_s=clock.seconds, sampling_s=sum(seconds) - clock.seconds,
-                            compile_in_fit=True, notes=notes)
+                            compile_in_fit=True, notes=notes, first=lo)
 
 
 def fit_numpyro_reused(task) -> dict:
-    """(c): one MCMC object with jit_model_args=True, run on data set 0 first (the one-off
-    compile is that run less a second run on the same data set and key), then on every data set."""
-    n = task["baseline_replicates"]
-    data = _data(task, n)
+    """(c): one MCMC object with jit_model_args=True, run on the share's first data set first (the
+    one-off compile is that run less a second run on the same data set and key), then on every
+    data set of the share."""
+    lo, hi = _baseline_share(task)
+    n = hi - lo
+    data = _data(task, hi)
     notes = set()
     mcmc = _numpyro_mcmc(task, jit_model_args=True, notes=notes)
     start = time.perf_counter()
-    _numpyro_run(mcmc, data, 0)
+    _numpyro_run(mcmc, data, lo)
     first = time.perf_counter() - start
     fits, seconds = [], []
     with _CompileClock() as clock:
-        for r in range(n):
+        for r in range(lo, hi):
             start = time.perf_counter()
             fits.append(_numpyro_run(mcmc, data, r))
             seconds.append(time.perf_counter() - start)
@@ -395,12 +485,13 @@ def fit_numpyro_reused(task) -> dict:
         notes.add(f"JAX compiled again in every run: {clock.seconds / n:.2f} s of its "
                   f"{sum(seconds) / n:.2f} s per fit (part of its sampling time)")
     return _baseline_result(fits, compile_s=max(first - seconds[0], 0.0), sampling_s=sum(seconds),
-                            compile_in_fit=False, notes=notes)
+                            compile_in_fit=False, notes=notes, first=lo)
 
 
 def fit_pymc(task) -> dict:
-    """(d): the PyMC model built once on data set 0, then ``pm.set_data`` + ``pm.sample`` per data
-    set; the one-off compile is the first fit less a second fit of the same data set and seed."""
+    """(d): the PyMC model built once on the share's first data set, then ``pm.set_data`` +
+    ``pm.sample`` per data set; the one-off compile is the first fit less a second fit of the same
+    data set and seed."""
     compiledir = tempfile.mkdtemp(prefix="hierbench-pytensor-")  # cold, like JAX without a cache
     os.environ["PYTENSOR_FLAGS"] = ",".join(
         f for f in (f"compiledir={compiledir}", os.environ.get("PYTENSOR_FLAGS")) if f)
@@ -412,8 +503,8 @@ def fit_pymc(task) -> dict:
         return {"skipped": f"PyMC is not installed ({error}); `make bench` installs it "
                            "(uv sync --extra bench)"}
     logging.getLogger("pymc").setLevel(logging.ERROR)  # "Sampling 4 chains ..." per fit
-    n = task["baseline_replicates"]
-    data = _data(task, n)
+    lo, hi = _baseline_share(task)
+    data = _data(task, hi)
     as_float = {k: v.astype("float64") for k, v in data.items()}
 
     def sample(r):
@@ -430,9 +521,9 @@ def fit_pymc(task) -> dict:
     try:
         start = time.perf_counter()
         with pm.Model() as model:
-            ybar = pm.Data("ybar", as_float["ybar"][0])
-            n_obs = pm.Data("n", as_float["n"][0])
-            ss = pm.Data("ss", as_float["ss"][0])
+            ybar = pm.Data("ybar", as_float["ybar"][lo])
+            n_obs = pm.Data("n", as_float["n"][lo])
+            ss = pm.Data("ss", as_float["ss"][lo])
             mu = pm.Normal("mu", HYPER["mu_loc"], HYPER["mu_scale"])
             tau = pm.HalfNormal("tau", HYPER["tau_scale"])
             sigma = pm.HalfNormal("sigma", HYPER["sigma_scale"])
@@ -442,16 +533,17 @@ def fit_pymc(task) -> dict:
             pm.Gamma("ss_obs", alpha=(n_obs - 1) / 2.0, beta=0.5 / sigma**2, observed=ss)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            sample(0)
+            sample(lo)
             first = time.perf_counter() - start
-            fits, seconds = zip(*(sample(r) for r in range(n)))
+            fits, seconds = zip(*(sample(r) for r in range(lo, hi)))
     finally:
         shutil.rmtree(compiledir, ignore_errors=True)
     notes = {f"pm.sample(cores={task['pymc_cores']}): chains run "
              + ("one after another in this process" if task["pymc_cores"] == 1
                 else f"in {task['pymc_cores']} worker processes (peak RSS: this process only)")}
     result = _baseline_result(list(fits), compile_s=max(first - seconds[0], 0.0),
-                              sampling_s=sum(seconds), compile_in_fit=False, notes=notes)
+                              sampling_s=sum(seconds), compile_in_fit=False, notes=notes,
+                              first=lo)
     result["pymc_version"] = pm.__version__
     return result
 
@@ -571,6 +663,13 @@ def _data(task, n, n_groups=None) -> dict:
     return data
 
 
+def _baseline_share(task) -> tuple:
+    """[lo, hi) of the baseline data sets this run of (b), (c) or (d) fits (all of them where the
+    task names no share)."""
+    lo, hi = task.get("baseline_share") or (0, task["baseline_replicates"])
+    return lo, hi
+
+
 def _inference(task):
     from models import engine
 
@@ -610,8 +709,9 @@ def _numpyro_run(mcmc, data, r) -> dict:
     return fit
 
 
-def _baseline_result(fits, *, compile_s, sampling_s, compile_in_fit, notes) -> dict:
-    """Summaries (ArviZ's bulk ESS) of fits given as {site: (chains, draws, ...) draws}."""
+def _baseline_result(fits, *, compile_s, sampling_s, compile_in_fit, notes, first=0) -> dict:
+    """Summaries (ArviZ's bulk ESS) of fits given as {site: (chains, draws, ...) draws}, of data
+    sets ``first``, ``first`` + 1, ..."""
     import arviz
     import numpy as np
 
@@ -628,9 +728,11 @@ def _baseline_result(fits, *, compile_s, sampling_s, compile_in_fit, notes) -> d
         summaries.append(summary)
         min_ess.append(float(min(s["ess"].min() for s in summary.values())))
         n_div.append(int(fit["diverging"].sum()))
-    return _method_result(len(fits), compile_s=compile_s, sampling_s=sampling_s,
-                          compile_in_fit=compile_in_fit, min_ess=min_ess, n_divergent=n_div,
-                          summaries=summaries, notes=sorted(notes))
+    result = _method_result(len(fits), compile_s=compile_s, sampling_s=sampling_s,
+                            compile_in_fit=compile_in_fit, min_ess=min_ess, n_divergent=n_div,
+                            summaries=summaries, notes=sorted(notes))
+    result["summary_data_sets"] = list(range(first, first + len(fits)))
+    return result
 
 
 def _mcse_sd(x) -> float:
@@ -720,6 +822,9 @@ def build_report(opts, results, elapsed) -> dict:
             if m in ran:
                 ratios[f"{e}/{m}"] = {key: ran[e][field] / ran[m][field] for key, field in (
                     ("sampling", "fits_per_s"), ("with_compile", "fits_per_s_with_compile"))}
+                by_round = zip(ran[m].get("round_s_per_fit", []),
+                               ran[e].get("round_s_per_fit", []))
+                ratios[f"{e}/{m}"]["rounds"] = [theirs / ours for theirs, ours in by_round]
                 if e == "a":  # (a2) fits the same data sets as (a): see same_fits
                     agreement[f"a/{m}"] = compare(ran["a"], ran[m])
         for m, target in TARGETS.items():
@@ -808,7 +913,10 @@ def render(report) -> str:
              "", "== throughput ==",
              f"workload: hierarchical non-centered, J={s['n_groups']}, {s['chains']} chains x "
              f"({s['warmup']} warmup + {s['draws']} draws); (a) and (a2) on {s['replicates']} "
-             f"data sets, (b)-(d) on the first {s['baseline_replicates']} of them",
+             f"data sets, (b)-(d) on the first {s['baseline_replicates']} of them"
+             + (f"; {s['rounds']} rounds (the order reversed in every other one), each with (a) "
+                f"and (a2) on all {s['replicates']} data sets and (b)-(d) on its share of the "
+                f"{s['baseline_replicates']}" if s["rounds"] > 1 else ""),
              *_methods_table(report, sep="  ")]
     for m, r in report["methods"].items():
         for note in r.get("notes", []):
@@ -829,7 +937,7 @@ def render(report) -> str:
 
 
 def _methods_table(report, sep) -> list:
-    header = ["method", "data sets", "compile s", "sampling s", "s/fit", "fits/s",
+    header = ["method", "fits", "compile s", "sampling s", "s/fit", "fits/s",
               "min ESS (median)", "ESS/s", "divergent fits", "peak RSS MB"]
     if not report["methods"]:
         return ["not run"]
@@ -861,6 +969,8 @@ def _ratio_lines(report) -> list:
         e, m = key.split("/")
         # (a2) runs on `processes` cores, the others on one each
         cores = f", (a2) on {methods['a2']['processes']} processes" if e == "a2" else ""
+        if len(r.get("rounds", [])) > 1:
+            cores += "; round by round " + ", ".join(f"{x:.3g}" for x in r["rounds"])
         if m == "b":
             lines.append(f"({e})/(b): {r['sampling']:.3g}  (({e}) without compile vs (b) with its "
                          f"per-fit compile{cores}); {r['with_compile']:.3g} with ({e})'s one-off "
@@ -956,7 +1066,9 @@ def markdown(report) -> str:
     lines = [f"Normal-normal hierarchical model, non-centered, J = {s['n_groups']}, "
              f"{s['chains']} chains × ({s['warmup']} warmup + {s['draws']} draws); (a) and "
              f"(a2) on {s['replicates']} data sets, (b)–(d) on the first "
-             f"{s['baseline_replicates']}. "
+             f"{s['baseline_replicates']}"
+             + (f", in {s['rounds']} rounds (the methods' order reversed in every other one; "
+                "(a) and (a2) fit all the data sets in each)" if s["rounds"] > 1 else "") + ". "
              f"{p['devices']}, {p['cpu_count']} CPUs; jax {p['jax']}, numpyro {p['numpyro']}, "
              f"pymc {p['pymc']}.", "",
              *_methods_table(report, sep="|"), ""]

@@ -60,10 +60,13 @@ def _check_throughput(report, methods):
 
 
 def test_throughput_end_to_end_without_pymc(tmp_path, without_pymc, capsys):
-    """(a), (b) and (d) only, to stay fast: every child compiles its programs afresh."""
+    """(a), (b) and (d) only, to stay fast: every child compiles its programs afresh. Two data sets
+    for (b), so two rounds (auto): (a) twice on both data sets, (b) on one data set a round."""
     out = tmp_path / "out"
-    bench.main([*TINY, "sections=a,b,d", f"out={out}"])
-    text = capsys.readouterr().out
+    bench.main([*TINY, "baseline_replicates=2", "sections=a,b,d", f"out={out}"])
+    captured = capsys.readouterr()
+    assert "[bench] round 2 of 2: (b) NumPyro, new MCMC per data set ..." in captured.err
+    text = captured.out
     for header in HEADERS:
         assert header in text
     assert "d: skipped: PyMC is not installed" in text
@@ -73,6 +76,13 @@ def test_throughput_end_to_end_without_pymc(tmp_path, without_pymc, capsys):
     assert set(report["methods"]) == {"a", "b", "d"}
     assert "skipped" in report["methods"]["d"] and report["platform"]["pymc"] == "not installed"
     _check_throughput(report, ("a", "b"))
+    assert report["settings"]["rounds"] == 2
+    a, b = report["methods"]["a"], report["methods"]["b"]
+    assert a["data_sets"] == 4 and a["summary_data_sets"] == [0, 1] and len(a["min_ess"]) == 2
+    assert b["data_sets"] == 2 and b["summary_data_sets"] == [0, 1]
+    assert len(report["ratios"]["a/b"]["rounds"]) == 2
+    # (a) against (b) on both data sets: 4 theta, mu, tau, sigma each
+    assert report["agreement"]["a/b"]["comparisons"] == 2 * (4 + 3)
     assert set(report["ratios"]) == {"a/b"}
     assert report["targets"]["a/d"]["met"] is None
     assert report["targets"]["a/b"]["met"] in (True, False)
@@ -112,6 +122,62 @@ def test_shares_are_contiguous_and_even():
         assert all(stop == start for (_, stop), (start, _) in zip(shares, shares[1:]))
         sizes = [stop - start for start, stop in shares]
         assert max(sizes) - min(sizes) <= 1 and min(sizes) >= 1
+
+
+def test_rounds_interleave_the_methods_and_split_the_baseline_data_sets():
+    """Two rounds: the methods forward then backward (a steady drift weighs on each alike), each
+    round's baselines on their own half of the baseline data sets; scaling once, at the end."""
+    opts = bench.parse(["baseline_replicates=5", "rounds=2", "sections=a,a2,b,d,scaling"])
+    steps = [(k, section, task["baseline_share"]) for k, section, task in bench.plan(opts)]
+    assert steps == [(0, "a", [0, 2]), (0, "a2", [0, 2]), (0, "b", [0, 2]), (0, "d", [0, 2]),
+                     (1, "d", [2, 5]), (1, "b", [2, 5]), (1, "a2", [2, 5]), (1, "a", [2, 5]),
+                     (0, "scaling", [0, 2])]
+    # auto: two rounds where a baseline runs on 2 or more data sets, else one
+    assert bench.parse(["baseline_replicates=2"])["rounds"] == 2
+    assert bench.parse(["baseline_replicates=1"])["rounds"] == 1
+    assert bench.parse(["sections=a,a2,scaling"])["rounds"] == 1
+    with pytest.raises(SystemExit, match=r"^rounds=3 is more than baseline_replicates=2: "):
+        bench.parse(["baseline_replicates=2", "rounds=3"])
+    with pytest.raises(SystemExit, match=r"^rounds=2 needs one of \(b\), \(c\), \(d\) in "
+                       r"sections \(sections=a,memory\)"):
+        bench.parse(["rounds=2", "sections=a,memory"])
+
+
+def test_rounds_merge_into_one_row_per_method():
+    """The engine fits the same data sets each round: its time is summed over rounds x data sets,
+    its summaries are round 1's; a baseline's fits are concatenated; (b)'s compile (in every fit)
+    is summed, another method's one-off compile averaged; the ratio of each round is reported."""
+    a = [_fake_method(0.2, 10.0, from_draws=False, n=4), _fake_method(0.3, 12.0, from_draws=False,
+                                                                      n=4)]
+    b = [_fake_method(20.0, 3.0, compile_in_fit=True, n=1), _fake_method(30.0, 5.0,
+                                                                         compile_in_fit=True, n=2)]
+    b[1]["summary_data_sets"] = [1, 2]
+    b[1]["divergent_fits"] = 1
+    d = [_fake_method(4.0, 20.0, n=1), _fake_method(6.0, 30.0, n=2)]
+    d[1]["summary_data_sets"] = [1, 2]
+    merged = {m: bench.merge_rounds(m, parts) for m, parts in (("a", a), ("b", b), ("d", d))}
+    assert merged["a"]["data_sets"] == 8 and merged["a"]["rounds"] == 2
+    assert merged["a"]["s_per_fit"] == pytest.approx((0.2 * 4 + 0.3 * 4) / 8)
+    assert merged["a"]["compile_s"] == pytest.approx(11.0)
+    assert merged["a"]["summary_data_sets"] == [0, 1, 2, 3] and len(merged["a"]["min_ess"]) == 4
+    assert merged["b"]["data_sets"] == 3 and merged["b"]["summary_data_sets"] == [0, 1, 2]
+    assert merged["b"]["compile_s"] == 8.0 and merged["b"]["divergent_fits"] == 1
+    # (b)'s s/fit: its sampling and compile over its 3 fits
+    assert merged["b"]["s_per_fit"] == pytest.approx((20.0 * 1 + 30.0 * 2 + 8.0) / 3)
+    assert merged["d"]["compile_s"] == 25.0
+    assert merged["d"]["s_per_fit"] == pytest.approx((4.0 + 12.0) / 3)
+    assert len(merged["d"]["summaries"]) == 3 and len(merged["d"]["min_ess"]) == 3
+    report = bench.build_report(bench.parse(["baseline_replicates=3", "replicates=4",
+                                             "sections=a,b,d"]), merged, elapsed=1.0)
+    assert report["ratios"]["a/d"]["rounds"] == pytest.approx([4.0 / 0.2, 6.0 / 0.3])
+    assert report["ratios"]["a/b"]["rounds"] == pytest.approx([20.0 / 0.2, 30.0 / 0.3])
+    assert report["ratios"]["a/d"]["sampling"] == pytest.approx(
+        merged["d"]["s_per_fit"] / merged["a"]["s_per_fit"])
+    assert report["agreement"]["a/d"]["data_sets"] == [0, 1, 2]
+    assert "round by round 20, 20" in bench.render(report)
+    # a failed or skipped round: the method's row says so
+    assert bench.merge_rounds("d", [d[0], {"skipped": "no PyMC"}]) == {"skipped": "no PyMC"}
+    assert bench.merge_rounds("b", [{"error": "E: x"}, b[1]]) == {"error": "E: x"}
 
 
 def test_one_process_skips_a2(monkeypatch):
