@@ -102,3 +102,13 @@ def ess(x):
 def ess_bulk(x):
     """Bulk effective sample size: ESS of the rank-normalized split chains."""
     return ess(z_scale(split_chains(x)))
+
+
+def mcse_sd(x):
+    """Monte Carlo standard error of the posterior sd, ArviZ's ``mcse(method="sd")``: the delta
+    method on the variance, whose error is that of the mean of the squared deviations, with their
+    own ESS (split chains, not rank-normalized: a heavy tail makes it large, as it should)."""
+    squared = (x - x.mean()) ** 2
+    variance = squared.mean()
+    var_of_variance = ((squared**2).mean() - variance**2) / ess(split_chains(squared))
+    return jnp.sqrt(var_of_variance / variance / 4)

@@ -82,6 +82,7 @@ class SiteSummary(NamedTuple):
     quantiles: np.ndarray
     rhat: np.ndarray
     ess_bulk: np.ndarray
+    mcse_sd: np.ndarray  # Monte Carlo standard error of ``sd`` (NaN where there are no draws)
 
 
 class FitSummary(NamedTuple):
@@ -259,7 +260,7 @@ def _all_skipped(spec, data, hyper, parameterization, reasons) -> FitSummary:
             size = int(np.prod(np.shape(info.model_trace[name]["value"])))
             nan = np.full((n_rep, size), np.nan)
             quantiles = np.full((n_rep, len(QUANTILES), size), np.nan)
-            sites[name] = SiteSummary(nan, nan, quantiles, nan, nan)
+            sites[name] = SiteSummary(nan, nan, quantiles, nan, nan, nan)
     zeros = np.zeros(n_rep, np.int64)
     return FitSummary(sites, zeros, zeros, zeros, None, reasons)
 
@@ -355,7 +356,8 @@ def _rank(draws, reference, n_draws):
 
 
 def _summarize(draws):
-    """(C, N, *shape) draws -> (mean, sd, quantiles, rhat, ess_bulk), each over P = prod(shape)."""
+    """(C, N, *shape) draws -> (mean, sd, quantiles, rhat, ess_bulk, mcse_sd), each over
+    P = prod(shape)."""
     n_chains, n_draws = draws.shape[:2]
     per_chain = draws.reshape(n_chains, n_draws, -1)
     pooled = per_chain.reshape(n_chains * n_draws, -1)
@@ -367,7 +369,8 @@ def _summarize(draws):
         else jnp.full(pooled.shape[1], jnp.nan)
     )
     ess = jax.vmap(diagnostics.ess_bulk)(by_param)
-    return pooled.mean(axis=0), pooled.std(axis=0, ddof=1), quantiles, rhat, ess
+    mcse_sd = jax.vmap(diagnostics.mcse_sd)(by_param)
+    return pooled.mean(axis=0), pooled.std(axis=0, ddof=1), quantiles, rhat, ess, mcse_sd
 
 
 _LATENT_CACHE: dict = {}

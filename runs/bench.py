@@ -393,7 +393,8 @@ def fit_engine(task) -> dict:
     fit, timed = _engine_fit(task, data, keys)
     timings = [compiling, timed]
     summaries = [{site: {"mean": fit.sites[site].mean[r], "sd": fit.sites[site].sd[r],
-                         "ess": fit.sites[site].ess_bulk[r]} for site in SITES}
+                         "ess": fit.sites[site].ess_bulk[r], "mcse_sd": fit.sites[site].mcse_sd[r]}
+                  for site in SITES}
                  for r in range(task["baseline_replicates"])]
     return _method_result(n, compile_s=timings[0] - timings[1], sampling_s=timings[1],
                           compile_in_fit=False, min_ess=_engine_min_ess(fit),
@@ -866,10 +867,11 @@ def compare(ref: dict, other: dict) -> dict:
     posterior shifts the means by many MCSEs.
     Sds: z_sd = (sd_a - sd_b) / sqrt(mcse_sd_a^2 + mcse_sd_b^2), against the same bound. The
     MCSE of an sd grows with the posterior's kurtosis and with the autocorrelation of the squared
-    deviations (tau's right-skewed posterior is heavy on both counts), so it is taken from the
-    draws: ArviZ's ``mcse(method="sd")`` for the methods that return draws; the engine returns
-    summaries only, so its MCSE is the other method's scaled by their bulk ESS ratio (the same
-    posterior, sampled about as efficiently per effective draw).
+    deviations (tau's right-skewed posterior is heavy on both counts), so each method's is taken
+    from its own draws: ArviZ's ``mcse(method="sd")`` for the methods that return draws, the
+    same estimator computed inside the engine's program for the engine (``mcse_sd``). A
+    summary without one (none here) borrows the other method's, scaled by their bulk ESS ratio;
+    borrowing understates it where the other method's draws happen to have a light tail.
     """
     import numpy as np
 

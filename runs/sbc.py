@@ -15,9 +15,10 @@ depend on theta_j (a location family), so the ranks are uniform whatever distrib
 Arguments (``key=value``): ``priors`` (comma-separated prior names, default every spec in
 ``conf/prior`` that makes draws), ``forms`` (``known_sigma``, ``sufficient``), ``replicates``,
 ``n_groups``, ``group_size``, ``chains``, ``warmup``, ``draws``, ``rank_draws``, ``seed``,
-``batch`` (data sets per program call: prior draws include hard data sets, and a vmapped batch
-runs as long as its slowest chain; 25 measured 1.75x faster than 200 at once), ``out`` (folder;
-one parquet file per prior and form).
+``batch`` (at most this many data sets per program call; default ``engine.BATCH``: in a call the
+data sets queue for the sampler's rows of lanes, so that a hard prior draw holds up its own row
+only; a data set's fit does not depend on the batch), ``out`` (folder; one parquet file per prior
+and form).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ STAND_IN = {"flat": ("normal", {"loc": 0.0, "scale": 10.0})}  # spec -> (spec, h
 DEFAULTS = {
     "priors": "all", "forms": "known_sigma,sufficient", "replicates": "400", "n_groups": "8",
     "group_size": "5", "chains": "4", "warmup": "500", "draws": "500", "rank_draws": "99",
-    "seed": "20261123", "batch": "25", "out": "results/sbc",
+    "seed": "20261123", "batch": str(engine.BATCH), "out": "results/sbc",
 }
 
 
@@ -95,7 +96,7 @@ def draw(spec: str, hyper: dict, fixed: dict, key, replicates: int):
 
 
 def calibrate(prior: dict, form: str, *, replicates: int, n_groups: int, group_size: int,
-              inference: engine.Inference, rank_draws: int, seed: int, batch: int = 25,
+              inference: engine.Inference, rank_draws: int, seed: int, batch: int | None = None,
               fit_hyper: dict | None = None, fit_data=None) -> pd.DataFrame:
     """One row per (replicate, estimand) with the rank of the true value; ``fit_hyper`` and
     ``fit_data`` (a function of the data) let a test fit a deliberately wrong model."""

@@ -53,3 +53,24 @@ def test_bad_mixing_is_flagged():
     stuck = rng.normal(size=(4, 500)) + np.array([[0], [0], [0], [3]])
     assert float(diagnostics.rhat_rank(jnp.asarray(stuck))) > 1.1
     assert float(diagnostics.ess_bulk(jnp.asarray(stuck))) < 100
+
+
+@pytest.mark.parametrize("name", list(_cases()))
+def test_mcse_of_the_sd_matches_arviz(name):
+    x = _cases()[name]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        want = az.mcse(x, method="sd")
+    got = float(diagnostics.mcse_sd(jnp.asarray(x, jnp.float32)))
+    # float32 sums of squared deviations against ArviZ's float64: ~1e-5 relative at most
+    assert got == pytest.approx(want, rel=1e-3)
+
+
+def test_mcse_of_the_sd_of_independent_normal_draws():
+    """For N independent normal draws the sample sd has standard error sigma / sqrt(2N) (its
+    variance is sigma^2 / (2N) to first order). The estimate carries the noise of the fourth
+    moment and of the ESS (a few % at N = 20,000); 10 % is far outside it, and an MCSE of the
+    variance rather than of the sd would be 2 sigma = 6 times off."""
+    x = np.random.default_rng(3).normal(scale=3.0, size=(4, 5000))
+    got = float(diagnostics.mcse_sd(jnp.asarray(x, jnp.float32)))
+    assert got == pytest.approx(3.0 / np.sqrt(2 * x.size), rel=0.10)
