@@ -24,7 +24,11 @@ half-normal(5)), J = 8 groups of 10, 4 chains x (500 warmup + 1000 draws), 100 d
       installs it), skipped with a message where PyMC is not installed.
 
 (b), (c) and (d) take seconds per fit, so they fit the first ``baseline_replicates`` of (a)'s data
-sets; every number is also reported per fit.
+sets; every number is also reported per fit. Then: the ratios of (a)'s and (a2)'s fits per second
+to theirs, the targets (a)/(b) >= 100 and (a)/(d) >= 50 for (a) and for (a2), a check that the
+methods agree on the posterior means and sds of the same data sets within Monte Carlo error, the
+cost per fit of (a) as J grows and as the group size grows, and the peak memory of (a) on J = 1000
+groups.
 
 The methods run in ``rounds`` (default ``auto``: 2 where (b), (c) or (d) run on at least 2 data
 sets, else 1), so that a machine whose speed drifts during the run (a shared or virtual one)
@@ -33,11 +37,7 @@ same fits: the same keys) and (b), (c), (d) on the round's share of the baseline
 methods in the order of ``sections`` in even rounds and reversed in odd ones (a, a2, b, c, d, then
 d, c, b, a2, a), so that a drift that is steady over the run weighs on each method's mean time
 alike. A method's s/fit is its time over all its fits of every round; the ratios are those of
-these pooled figures, and the ratio of each round is reported beside them, to show the drift. Then: the ratios of (a)'s and (a2)'s fits per second
-to theirs, the targets (a)/(b) >= 100 and (a)/(d) >= 50 for (a) and for (a2), a check that the
-methods agree on the posterior means and sds of the same data sets within Monte Carlo error, the
-cost per fit of (a) as J grows and as the group size grows, and the peak memory of (a) on J = 1000
-groups.
+these pooled figures, and the ratio of each round is reported beside them, to show the drift.
 
 Every method runs in its own child process (``python -m runs.bench --child ...``), so its peak RSS
 is its own ((a2)'s is the sum over its processes). No JAX persistent compilation cache is used
@@ -190,7 +190,7 @@ def main(argv=None) -> None:
     opts = parse(argv)
     started = time.perf_counter()
     parts = {}
-    for k, section, task in plan(opts):
+    for _, section, task in plan(opts):
         run = run_processes if section == "a2" else functools.partial(run_child, section)
         parts.setdefault(section, []).append(run(task))
     results = {section: merge_rounds(section, parts[section]) if section in METHODS
@@ -229,9 +229,9 @@ def merge_rounds(section: str, parts: list) -> dict:
     are concatenated. A one-off compile (every method but (b)'s) is the mean over the rounds;
     (b)'s compile is part of every fit, so it is summed. A failed or skipped round makes the
     method failed or skipped."""
-    if len(parts) == 1 or any("error" in p or "skipped" in p for p in parts):
-        return next((p for p in parts if "error" in p), next(
-            (p for p in parts if "skipped" in p), parts[0]))
+    failed = [p for p in parts if "error" in p] or [p for p in parts if "skipped" in p]
+    if failed or len(parts) == 1:
+        return (failed or parts)[0]
     first, k = parts[0], len(parts)
     merged = {**first, "rounds": k, "peak_rss_mb": max(p["peak_rss_mb"] for p in parts),
               "round_s_per_fit": [p["s_per_fit"] for p in parts]}
