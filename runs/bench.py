@@ -217,8 +217,7 @@ def plan(opts: dict) -> list:
     for k in range(opts["rounds"]):
         for m in methods if k % 2 == 0 else methods[::-1]:
             runs.append((k, m, {**opts, "round": k, "baseline_share": list(shares[k])}))
-    runs += [(0, s, {**opts, "round": 0, "baseline_share": list(shares[0])})
-             for s in opts["sections"] if s not in METHODS]
+    runs += [(0, s, dict(opts)) for s in opts["sections"] if s not in METHODS]
     return runs
 
 

@@ -128,10 +128,10 @@ def test_rounds_interleave_the_methods_and_split_the_baseline_data_sets():
     """Two rounds: the methods forward then backward (a steady drift weighs on each alike), each
     round's baselines on their own half of the baseline data sets; scaling once, at the end."""
     opts = bench.parse(["baseline_replicates=5", "rounds=2", "sections=a,a2,b,d,scaling"])
-    steps = [(k, section, task["baseline_share"]) for k, section, task in bench.plan(opts)]
+    steps = [(k, section, task.get("baseline_share")) for k, section, task in bench.plan(opts)]
     assert steps == [(0, "a", [0, 2]), (0, "a2", [0, 2]), (0, "b", [0, 2]), (0, "d", [0, 2]),
                      (1, "d", [2, 5]), (1, "b", [2, 5]), (1, "a2", [2, 5]), (1, "a", [2, 5]),
-                     (0, "scaling", [0, 2])]
+                     (0, "scaling", None)]
     # auto: two rounds where a baseline runs on 2 or more data sets, else one
     assert bench.parse(["baseline_replicates=2"])["rounds"] == 2
     assert bench.parse(["baseline_replicates=1"])["rounds"] == 1
