@@ -60,13 +60,11 @@ def _check_throughput(report, methods):
 
 
 def test_throughput_end_to_end_without_pymc(tmp_path, without_pymc, capsys):
-    """(a), (b) and (d) only, to stay fast: every child compiles its programs afresh. Two data sets
-    for (b), so two rounds (auto): (a) twice on both data sets, (b) on one data set a round."""
+    """(a), (b) and (d) only, to stay fast: every child compiles its programs afresh (one round:
+    the slow test below runs two)."""
     out = tmp_path / "out"
-    bench.main([*TINY, "baseline_replicates=2", "sections=a,b,d", f"out={out}"])
-    captured = capsys.readouterr()
-    assert "[bench] round 2 of 2: (b) NumPyro, new MCMC per data set ..." in captured.err
-    text = captured.out
+    bench.main([*TINY, "sections=a,b,d", f"out={out}"])
+    text = capsys.readouterr().out
     for header in HEADERS:
         assert header in text
     assert "d: skipped: PyMC is not installed" in text
@@ -76,13 +74,7 @@ def test_throughput_end_to_end_without_pymc(tmp_path, without_pymc, capsys):
     assert set(report["methods"]) == {"a", "b", "d"}
     assert "skipped" in report["methods"]["d"] and report["platform"]["pymc"] == "not installed"
     _check_throughput(report, ("a", "b"))
-    assert report["settings"]["rounds"] == 2
-    a, b = report["methods"]["a"], report["methods"]["b"]
-    assert a["data_sets"] == 4 and a["summary_data_sets"] == [0, 1] and len(a["min_ess"]) == 2
-    assert b["data_sets"] == 2 and b["summary_data_sets"] == [0, 1]
-    assert len(report["ratios"]["a/b"]["rounds"]) == 2
-    # (a) against (b) on both data sets: 4 theta, mu, tau, sigma each
-    assert report["agreement"]["a/b"]["comparisons"] == 2 * (4 + 3)
+    assert report["settings"]["rounds"] == 1
     assert set(report["ratios"]) == {"a/b"}
     assert report["targets"]["a/d"]["met"] is None
     assert report["targets"]["a/b"]["met"] in (True, False)
@@ -208,16 +200,30 @@ def test_a2_failed_child_is_reported_and_the_others_stopped(monkeypatch, capsys)
 
 @pytest.mark.slow
 def test_every_section_end_to_end(tmp_path, without_pymc, capsys):
-    """All sections at a tiny size (a few minutes: six processes, each compiling afresh)."""
+    """All sections at a tiny size (several minutes: 14 processes, each compiling afresh). Two
+    data sets for (b)-(d), so two rounds (auto): (a) and (a2) twice on both data sets, (b)-(d)
+    on one data set a round; then scaling and memory, once."""
     out = tmp_path / "out"
-    bench.main([*TINY, "scaling=4,6", "scaling_replicates=2", "memory_groups=5", f"out={out}"])
-    text = capsys.readouterr().out
+    bench.main([*TINY, "baseline_replicates=2", "scaling=4,6", "scaling_replicates=2",
+                "memory_groups=5", f"out={out}"])
+    captured = capsys.readouterr()
+    assert "[bench] round 2 of 2: (b) NumPyro, new MCMC per data set ..." in captured.err
+    assert "[bench] scaling ..." in captured.err  # once, after the rounds
+    text = captured.out
     for header in HEADERS:
         assert header in text
     assert "group size, J=4" in text and "peak RSS" in text
     report = json.loads((out / "bench.json").read_text())
-    _check_throughput(report, ("a", "b", "c"))
-    assert set(report["ratios"]) == {"a/b", "a/c"}
+    _check_throughput(report, ("a", "a2", "b", "c"))
+    assert report["settings"]["rounds"] == 2
+    a, b = report["methods"]["a"], report["methods"]["b"]
+    assert a["data_sets"] == 4 and a["summary_data_sets"] == [0, 1] and len(a["min_ess"]) == 2
+    assert b["data_sets"] == 2 and b["summary_data_sets"] == [0, 1]
+    assert all(len(report["ratios"][k]["rounds"]) == 2 for k in ("a/b", "a/c"))
+    # (a) against (b) on both data sets: 4 theta, mu, tau, sigma each
+    assert report["agreement"]["a/b"]["comparisons"] == 2 * (4 + 3)
+    assert set(report["ratios"]) == {"a/b", "a/c", "a2/b", "a2/c"}
+    assert report["a2_vs_a"]["max_abs_diff_mu_mean"] <= 1e-6
     assert [r["n_groups"] for r in report["scaling"]["rows"]] == [4, 6]
     assert all(_positive(r["s_per_fit"]) for r in report["scaling"]["rows"])
     assert _positive(report["scaling"]["group_size"]["ratio"])
