@@ -710,10 +710,15 @@ def _numpyro_run(mcmc, data, r) -> dict:
 
 
 def _baseline_result(fits, *, compile_s, sampling_s, compile_in_fit, notes, first=0) -> dict:
-    """Summaries (ArviZ's bulk ESS) of fits given as {site: (chains, draws, ...) draws}, of data
-    sets ``first``, ``first`` + 1, ..."""
+    """Summaries (ArviZ's bulk ESS; the Monte Carlo error of the sd by the engine's own
+    ``diagnostics.mcse_sd``, ArviZ's estimator, whose own call fails where numba is installed,
+    with NumPy >= 2.4) of fits given as {site: (chains, draws, ...) draws}, of data sets
+    ``first``, ``first`` + 1, ..."""
     import arviz
+    import jax.numpy as jnp
     import numpy as np
+
+    from models import diagnostics
 
     summaries, min_ess, n_div = [], [], []
     for fit in fits:
@@ -724,7 +729,8 @@ def _baseline_result(fits, *, compile_s, sampling_s, compile_in_fit, notes, firs
             by_param = [draws[:, :, p] for p in range(draws.shape[2])]
             summary[site] = {"mean": pooled.mean(axis=0), "sd": pooled.std(axis=0, ddof=1),
                              "ess": np.array([arviz.ess(x, method="bulk") for x in by_param]),
-                             "mcse_sd": np.array([_mcse_sd(x) for x in by_param])}
+                             "mcse_sd": np.array([float(diagnostics.mcse_sd(jnp.asarray(x)))
+                                                  for x in by_param])}
         summaries.append(summary)
         min_ess.append(float(min(s["ess"].min() for s in summary.values())))
         n_div.append(int(fit["diverging"].sum()))
@@ -733,18 +739,6 @@ def _baseline_result(fits, *, compile_s, sampling_s, compile_in_fit, notes, firs
                             summaries=summaries, notes=sorted(notes))
     result["summary_data_sets"] = list(range(first, first + len(fits)))
     return result
-
-
-def _mcse_sd(x) -> float:
-    """Monte Carlo standard error of the sd of (chains, draws) ``x``: ArviZ's ``mcse(method="sd")``
-    written out (its own call fails where numba is installed, with NumPy >= 2.4)."""
-    import arviz
-    import numpy as np
-
-    squared = (x - x.mean()) ** 2
-    variance = squared.mean()
-    var_of_variance = ((squared**2).mean() - variance**2) / arviz.ess(squared, method="mean")
-    return float(np.sqrt(var_of_variance / variance / 4))
 
 
 def _method_result(n, *, compile_s, sampling_s, compile_in_fit, min_ess, n_divergent, summaries,
@@ -867,8 +861,8 @@ def compare(ref: dict, other: dict) -> dict:
     Sds: z_sd = (sd_a - sd_b) / sqrt(mcse_sd_a^2 + mcse_sd_b^2), against the same bound. The
     MCSE of an sd grows with the posterior's kurtosis and with the autocorrelation of the squared
     deviations (tau's right-skewed posterior is heavy on both counts), so each method's is taken
-    from its own draws: ArviZ's ``mcse(method="sd")`` for the methods that return draws, the
-    same estimator computed inside the engine's program for the engine (``mcse_sd``). A
+    from its own draws: ArviZ's ``mcse(method="sd")`` estimator (``diagnostics.mcse_sd``), on
+    the draws of the methods that return them and inside the engine's program for the engine. A
     summary without one (none here) borrows the other method's, scaled by their bulk ESS ratio;
     borrowing understates it where the other method's draws happen to have a light tail.
     """
