@@ -32,7 +32,7 @@ from numpyro.infer.util import constrain_fn, initialize_model, potential_energy
 import models
 from models import diagnostics, nuts
 
-RESULTS_VERSION = 5
+RESULTS_VERSION = 6
 """Part of every job's identity: bump it with any change to sim/ or models/ that changes what a
 fit returns, so old result files are recomputed rather than mixed with new ones."""
 

@@ -432,7 +432,9 @@ def _barrier(folder: Path, index: int, count: int, timeout_s: float = BARRIER_TI
 
 
 def numpyro_model(ybar, n, ss):
-    """The reference model written the plain way, non-centered by ``LocScaleReparam``."""
+    """The reference model written the plain way, non-centered by ``LocScaleReparam``, with the
+    engine's likelihood of the sufficient statistics (``models.likelihood``: one factor, without
+    the data's constants), so that every method samples the same density."""
     import jax.numpy as jnp
     import numpyro
     import numpyro.distributions as dist
@@ -444,8 +446,8 @@ def numpyro_model(ybar, n, ss):
     with numpyro.plate("groups", ybar.shape[-1]):
         with numpyro.handlers.reparam(config={"theta": LocScaleReparam(centered=0)}):
             theta = numpyro.sample("theta", dist.Normal(mu, tau))
-        numpyro.sample("ybar", dist.Normal(theta, sigma / jnp.sqrt(n)), obs=ybar)
-        numpyro.sample("ss", dist.Gamma((n - 1) / 2.0, 0.5 / sigma**2), obs=ss)
+    squares = jnp.sum(n * (ybar - theta) ** 2) + jnp.sum(ss)
+    numpyro.factor("ybar_ss", -jnp.sum(n) * jnp.log(sigma) - squares / (2.0 * sigma**2))
 
 
 def fit_numpyro_loop(task) -> dict:
@@ -529,8 +531,9 @@ def fit_pymc(task) -> dict:
             sigma = pm.HalfNormal("sigma", HYPER["sigma_scale"])
             eta = pm.Normal("eta", 0.0, 1.0, shape=task["n_groups"])
             theta = pm.Deterministic("theta", mu + tau * eta)
-            pm.Normal("ybar_obs", theta, sigma / pt.sqrt(n_obs), observed=ybar)
-            pm.Gamma("ss_obs", alpha=(n_obs - 1) / 2.0, beta=0.5 / sigma**2, observed=ss)
+            # the engine's likelihood of the sufficient statistics (see numpyro_model)
+            squares = pt.sum(n_obs * (ybar - theta) ** 2) + pt.sum(ss)
+            pm.Potential("ybar_ss", -pt.sum(n_obs) * pt.log(sigma) - squares / (2.0 * sigma**2))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             sample(lo)

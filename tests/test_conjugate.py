@@ -98,6 +98,43 @@ def test_flat_unknown_sigma_matches_quadrature_over_sigma():
     assert abs(sigma.sd[0, 0] - sd_sigma) < 5 * sd_sigma / np.sqrt(sigma_ess)
 
 
+def test_sufficient_statistics_likelihood_is_the_raw_one_up_to_a_constant():
+    """The factor ``ybar_ss`` (models.likelihood) against scipy's densities of its two parts,
+    N(ybar_j; theta_j, sigma^2 / n_j) and Gamma(ss_j; (n_j - 1) / 2, scale 2 sigma^2) for groups of
+    two or more: at random (theta, sigma) the two log-likelihoods differ by one constant (the
+    data's terms the factor leaves out). A wrong power of sigma, a wrong weight n_j or a size-one
+    group's ss counted would make the difference move with sigma or theta by far more than
+    float32 rounding (~1e-4 here)."""
+    import numpyro
+    from numpyro.infer.util import log_density
+
+    from models.likelihood import observe
+
+    ybar = np.array([0.3, -1.2, 2.0, 0.8, 1.1], np.float32)
+    n = np.array([4, 7, 1, 10, 2], np.int32)  # a group of one: its ss carries nothing
+    ss = np.array([5.1, 9.0, 0.0, 14.2, 0.6], np.float32)
+    data, scale = {"ybar": ybar, "n": n, "ss": ss}, 3.0
+
+    def model(theta):
+        observe(theta, data, scale)
+
+    rng = np.random.default_rng(0)
+    diffs = []
+    for _ in range(8):
+        theta = rng.normal(0.0, 2.0, 5).astype(np.float32)
+        sigma = float(rng.uniform(0.3, 4.0))
+        ours = float(log_density(model, (theta,), {}, {"sigma": sigma})[0])
+        ours -= stats.halfnorm.logpdf(sigma, scale=scale)
+        raw = stats.norm.logpdf(ybar, theta, sigma / np.sqrt(n)).sum() + stats.gamma.logpdf(
+            ss[n > 1], (n[n > 1] - 1) / 2, scale=2 * sigma**2
+        ).sum()
+        diffs.append(ours - raw)
+    assert np.ptp(diffs) < 1e-3, diffs
+    with numpyro.handlers.trace() as tr, numpyro.handlers.seed(rng_seed=0):
+        model(ybar)
+    assert tr["ybar_ss"]["is_observed"] and "ss" not in tr  # one factor, no Gamma site
+
+
 @pytest.mark.parametrize("factor", [0.5, 1.1])
 def test_misscaled_likelihood_fails_the_same_check(factor):
     """The check above has power: a posterior whose sd is off by 10 % must not pass."""
