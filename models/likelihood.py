@@ -17,8 +17,9 @@ Three data forms (the batch contract between ``sim`` and ``models``):
 
   (the sums over (n_j - 1) and ss_j over groups of two or more). A sampler sees the same posterior
   (a potential energy is defined up to a constant), and a gradient no longer evaluates the
-  data's constants at every leapfrog step: 7 % of a turn of the engine's sampler on the reference
-  workload. An ``ss_j`` of 0 is then allowed too.
+  data's constants at every leapfrog step (on the reference workload, a turn of the engine's
+  sampler took 86 instead of 92 microseconds, medians of 10 alternating runs). An ``ss_j`` of 0
+  in a group of two or more is then allowed too.
 
 * known sigma_j (the eight-schools form): ``y`` (estimate) and ``se`` (its standard error),
 
