@@ -83,9 +83,12 @@ def test_throughput_end_to_end_without_pymc(tmp_path, without_pymc, capsys):
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
 
 
+@pytest.mark.slow
 def test_engine_on_all_processes_fits_the_same_data_sets(tmp_path, capsys):
     """(a2) next to (a) on two processes: every data set fitted once, each fit (a)'s own (the same
-    key and data), and a row in the table and in bench.md."""
+    key and data), and a row in the table and in bench.md. Slow (about 90 s: three processes
+    compile afresh), so in ``make test-slow``; ``make bench`` runs (a2) and prints the same
+    check of its fits against (a)'s."""
     out = tmp_path / "out"
     bench.main(["replicates=4", "baseline_replicates=4", "n_groups=8", "chains=2", "warmup=20",
                 "draws=20", "sections=a,a2", "processes=2", f"out={out}"])
