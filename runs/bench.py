@@ -83,7 +83,7 @@ METHODS = {
     "d": "(d) PyMC, compiled once, pm.set_data",
 }
 SECTIONS = (*METHODS, "scaling", "memory")
-TARGETS = {"b": 100.0, "d": 50.0}  # the targets for (a)/(b) and (a)/(d), fits/s
+TARGETS = {"b": 100.0, "d": 50.0}  # the throughput targets for (a)/(b) and (a)/(d), fits/s
 ENGINES = ("a", "a2")  # the engine's rows: (a) in one process, (a2) in `processes` at once
 BARRIER_TIMEOUT_S = 900.0  # an (a2) process waits at most this long for the others to compile
 ALPHA = 0.01  # family-wise error rate of the agreement check
