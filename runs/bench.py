@@ -432,7 +432,7 @@ def _barrier(folder: Path, index: int, count: int, timeout_s: float = BARRIER_TI
 
 
 def numpyro_model(ybar, n, ss):
-    """The reference model written the plain way, non-centered by ``LocScaleReparam``, with the
+    """The reference model of (b) and (c), non-centered by ``LocScaleReparam``, with the
     engine's likelihood of the sufficient statistics (``models.likelihood``: one factor, without
     the data's constants), so that every method samples the same density."""
     import jax.numpy as jnp
