@@ -433,21 +433,21 @@ def _barrier(folder: Path, index: int, count: int, timeout_s: float = BARRIER_TI
 
 def numpyro_model(ybar, n, ss):
     """The reference model of (b) and (c), non-centered by ``LocScaleReparam``, with the
-    engine's likelihood of the sufficient statistics (``models.likelihood``: one factor, without
-    the data's constants), so that every method samples the same density."""
-    import jax.numpy as jnp
+    engine's likelihood of the sufficient statistics (``models.likelihood.observe``: sigma's
+    half-normal prior and one factor without the data's constants), so that every method
+    samples the same density."""
     import numpyro
     import numpyro.distributions as dist
     from numpyro.infer.reparam import LocScaleReparam
 
+    from models.likelihood import observe
+
     mu = numpyro.sample("mu", dist.Normal(HYPER["mu_loc"], HYPER["mu_scale"]))
     tau = numpyro.sample("tau", dist.HalfNormal(HYPER["tau_scale"]))
-    sigma = numpyro.sample("sigma", dist.HalfNormal(HYPER["sigma_scale"]))
     with numpyro.plate("groups", ybar.shape[-1]):
         with numpyro.handlers.reparam(config={"theta": LocScaleReparam(centered=0)}):
             theta = numpyro.sample("theta", dist.Normal(mu, tau))
-    squares = jnp.sum(n * (ybar - theta) ** 2) + jnp.sum(ss)
-    numpyro.factor("ybar_ss", -jnp.sum(n) * jnp.log(sigma) - squares / (2.0 * sigma**2))
+    observe(theta, {"ybar": ybar, "n": n, "ss": ss}, HYPER["sigma_scale"])
 
 
 def fit_numpyro_loop(task) -> dict:
@@ -531,7 +531,7 @@ def fit_pymc(task) -> dict:
             sigma = pm.HalfNormal("sigma", HYPER["sigma_scale"])
             eta = pm.Normal("eta", 0.0, 1.0, shape=task["n_groups"])
             theta = pm.Deterministic("theta", mu + tau * eta)
-            # the engine's likelihood of the sufficient statistics (see numpyro_model)
+            # the engine's likelihood of the sufficient statistics (models.likelihood.observe)
             squares = pt.sum(n_obs * (ybar - theta) ** 2) + pt.sum(ss)
             pm.Potential("ybar_ss", -pt.sum(n_obs) * pt.log(sigma) - squares / (2.0 * sigma**2))
         with warnings.catch_warnings():
