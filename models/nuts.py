@@ -9,8 +9,8 @@ records its draw, draws a new momentum) and starts the next trajectory at the ne
 loop ends when every chain has done its iterations, so it lasts as long as the busiest chain's
 leapfrog steps, not as the sum over iterations of the longest trajectory. The random numbers
 that start an iteration (a normal momentum: the dearest part of a turn's bookkeeping) are drawn
-only for the chains that start one, at most one in ``RESTART_SHARE`` per turn; a chain beyond
-that waits a turn. The lanes are a work queue: a row of lanes runs the chains of one data set,
+only for the chains that start one, at most one in ``RESTART_SHARE`` per turn (a chain beyond
+that waits a turn), and for a block of lanes no larger than the turn needs. The lanes are a work queue: a row of lanes runs the chains of one data set,
 and when the last of them ends the row takes the next data set, so a program of many data sets
 runs about as long as their chains take on average, not as long as the busiest one among them.
 
@@ -31,6 +31,7 @@ key at every leaf instead: the numbers differ, their distribution does not.)
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax
@@ -342,6 +343,25 @@ def sample(value_and_grad, z0, seeds, settings: Settings, rows: int, n_real=None
     def flat(a):
         return a.reshape(n_lanes, *a.shape[2:])
 
+    # the random numbers of the lanes that start an iteration are drawn for a block of lanes sized
+    # to the turn's need: a quarter, a half or all of `width` (on the reference workload a turn
+    # has 4.4 lanes of 100 ready on average and 88 % of turns at most 7; drawing for 25 every turn
+    # made a turn about 7 % longer, with the same draws)
+    blocks = sorted({-(-width // 4), -(-width // 2), width})
+
+    def restarts(w, ready, seed, it):
+        """The first ``w`` of the ``ready`` lanes (flat) start an iteration: which they are, and
+        their random numbers (``_fresh``), as lane arrays."""
+        index = jnp.nonzero(ready, size=w, fill_value=n_lanes)[0]
+        pick = jnp.minimum(index, n_lanes - 1)
+
+        def spread(values, fill):
+            blank = jnp.full((n_lanes, *values.shape[1:]), fill, values.dtype)
+            return blank.at[index].set(values, mode="drop").reshape(*lane_shape, *values.shape[1:])
+
+        normal, directions = jax.vmap(_fresh, in_axes=(0, 0, None))(seed[pick], it[pick], d)
+        return spread(jnp.ones(w, bool), False), spread(normal, 0.0), spread(directions, 0)
+
     def turn(carry):
         c, trace, next_row = carry
         z_new, r_half = lanes(_leaf_position)(c)
@@ -355,14 +375,11 @@ def sample(value_and_grad, z0, seeds, settings: Settings, rows: int, n_real=None
         c, done = lanes(lambda *a: _leaf(*a, settings))(c, z_new, r_half, pe_new, g_new, c.seed)
         # at most `width` lanes start an iteration this turn; the others wait (pending)
         ready = flat(done | c.pending)
-        index = jnp.nonzero(ready, size=width, fill_value=n_lanes)[0]
-        pick = jnp.minimum(index, n_lanes - 1)
-
-        def spread(values, fill):
-            blank = jnp.full((n_lanes, *values.shape[1:]), fill, values.dtype)
-            return blank.at[index].set(values, mode="drop").reshape(*lane_shape, *values.shape[1:])
-
-        start = spread(jnp.ones(width, bool), False)
+        it = c.it + 1
+        tier = sum((ready.sum(dtype=jnp.int32) > w).astype(jnp.int32) for w in blocks[:-1])
+        start, normal, directions = jax.lax.switch(
+            tier, [functools.partial(restarts, w) for w in blocks], ready, flat(c.seed), flat(it)
+        )
         c = c._replace(pending=ready.reshape(lane_shape) & ~start)
 
         # the draw of an iteration that ends after warmup
@@ -401,11 +418,6 @@ def sample(value_and_grad, z0, seeds, settings: Settings, rows: int, n_real=None
         adapt = jax.lax.cond(
             jnp.any(warm), adapt_all, lambda args: args[-1], (c.it, c.accept, c.n, c.z, c.adapt)
         )
-        it = c.it + 1
-        fresh_normal, fresh_directions = jax.vmap(_fresh, in_axes=(0, 0, None))(
-            flat(c.seed)[pick], flat(it)[pick], d
-        )
-        normal, directions = spread(fresh_normal, 0.0), spread(fresh_directions, 0)
         c = lanes(_end_iteration)(c, start & ~switch, adapt, normal, directions, it)
         c = c._replace(
             row=pick_new(c.row, take), seed=pick_new(c.seed, seeds[take, column]),
