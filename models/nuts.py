@@ -10,9 +10,10 @@ loop ends when every chain has done its iterations, so it lasts as long as the b
 leapfrog steps, not as the sum over iterations of the longest trajectory. The random numbers
 that start an iteration (a normal momentum: the dearest part of a turn's bookkeeping) are drawn
 only for the chains that start one, at most one in ``RESTART_SHARE`` per turn (a chain beyond
-that waits a turn), and for a block of lanes no larger than the turn needs. The lanes are a work queue: a row of lanes runs the chains of one data set,
-and when the last of them ends the row takes the next data set, so a program of many data sets
-runs about as long as their chains take on average, not as long as the busiest one among them.
+that waits a turn), and for a block of lanes no larger than the turn needs. The lanes are a
+work queue: a row of lanes runs the chains of one data set, and when the last of them ends the
+row takes the next data set, so a program of many data sets runs about as long as their chains
+take on average, not as long as the busiest one among them.
 
 The transition is NumPyro's iterative NUTS (``numpyro.infer.hmc_util.build_tree``): multinomial
 sampling of the proposal, uniform progressive sampling inside a subtree and biased progressive
@@ -376,9 +377,9 @@ def sample(value_and_grad, z0, seeds, settings: Settings, rows: int, n_real=None
         # at most `width` lanes start an iteration this turn; the others wait (pending)
         ready = flat(done | c.pending)
         it = c.it + 1
-        tier = sum((ready.sum(dtype=jnp.int32) > w).astype(jnp.int32) for w in blocks[:-1])
+        block = sum((ready.sum(dtype=jnp.int32) > w).astype(jnp.int32) for w in blocks[:-1])
         start, normal, directions = jax.lax.switch(
-            tier, [functools.partial(restarts, w) for w in blocks], ready, flat(c.seed), flat(it)
+            block, [functools.partial(restarts, w) for w in blocks], ready, flat(c.seed), flat(it)
         )
         c = c._replace(pending=ready.reshape(lane_shape) & ~start)
 
