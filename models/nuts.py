@@ -377,7 +377,8 @@ def sample(value_and_grad, z0, seeds, settings: Settings, rows: int, n_real=None
         # at most `width` lanes start an iteration this turn; the others wait (pending)
         ready = flat(done | c.pending)
         it = c.it + 1
-        block = sum((ready.sum(dtype=jnp.int32) > w).astype(jnp.int32) for w in blocks[:-1])
+        n_ready = ready.sum(dtype=jnp.int32)
+        block = sum((n_ready > w).astype(jnp.int32) for w in blocks[:-1])
         start, normal, directions = jax.lax.switch(
             block, [functools.partial(restarts, w) for w in blocks], ready, flat(c.seed), flat(it)
         )
