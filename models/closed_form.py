@@ -99,4 +99,5 @@ def _inverse_logit(theta: SiteSummary) -> SiteSummary:
 
 def _site(mean, sd, quantiles) -> SiteSummary:
     nan = np.full_like(mean, np.nan)
-    return SiteSummary(mean=mean, sd=sd, quantiles=quantiles, rhat=nan, ess_bulk=nan, mcse_sd=nan)
+    return SiteSummary(mean=mean, sd=sd, quantiles=quantiles, rhat=nan, ess_bulk=nan, mcse_sd=nan,
+                       mcse_mean=nan, ess_tail=nan)

@@ -112,3 +112,17 @@ def mcse_sd(x):
     variance = squared.mean()
     var_of_variance = ((squared**2).mean() - variance**2) / ess(split_chains(squared))
     return jnp.sqrt(var_of_variance / variance / 4)
+
+
+def mcse_mean(x):
+    """Monte Carlo standard error of the posterior mean, ArviZ's ``mcse(method="mean")``: the
+    sd over the ESS of the split chains (not rank-normalized)."""
+    return x.std(ddof=1) / jnp.sqrt(ess(split_chains(x)))
+
+
+def ess_tail(x):
+    """Tail effective sample size, ArviZ's ``ess(method="tail")``: the smaller ESS of the
+    indicators of the 5 % and 95 % quantiles, on split chains."""
+    lower = (x <= jnp.quantile(x, 0.05)).astype(x.dtype)
+    upper = (x <= jnp.quantile(x, 0.95)).astype(x.dtype)
+    return jnp.minimum(ess(split_chains(lower)), ess(split_chains(upper)))

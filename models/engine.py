@@ -30,9 +30,9 @@ from numpyro.infer.reparam import LocScaleReparam
 from numpyro.infer.util import constrain_fn, initialize_model, potential_energy
 
 import models
-from models import diagnostics, nuts
+from models import collapse, diagnostics, nuts
 
-RESULTS_VERSION = 7
+RESULTS_VERSION = 8
 """Part of every job's identity: bump it with any change to sim/ or models/ that changes what a
 fit returns, so old result files are recomputed rather than mixed with new ones."""
 
@@ -57,7 +57,14 @@ the sampler before the queue (0.078, 0.082 and 0.091 s per fit). A data set's fi
 whatever the number of data sets in the program (checked for 1 to 100 at once) and whichever
 row it runs in; with 100 rows (400 lanes), XLA compiled code that rounded differently."""
 
-PARAMETERIZATIONS = ("centered", "noncentered")
+PARAMETERIZATIONS = ("centered", "noncentered", "collapsed", "auto")
+"""How theta is sampled. ``centered``: as the spec writes it. ``noncentered``: theta = loc +
+scale * eta (``LocScaleReparam(0)``). ``collapsed``: theta, and mu where it is Gaussian given the
+rest, integrated out exactly and drawn from their Gaussian conditionals for every kept draw
+(``models.collapse``; Gaussian data only; the form ``collapsed_theta`` where only theta can be).
+``auto``: ``collapsed`` wherever it applies; elsewhere (binomial data) each group partially
+centered by how informative its data are (``centeredness``), decided inside the program from
+each data set."""
 ESTIMANDS = ("theta", "mu", "tau", "sigma", "p")
 """Sites summarized when a spec has them, in this order (``p``: success probabilities, binomial
 data only)."""
@@ -83,6 +90,8 @@ class SiteSummary(NamedTuple):
     rhat: np.ndarray
     ess_bulk: np.ndarray
     mcse_sd: np.ndarray  # Monte Carlo standard error of ``sd`` (NaN where there are no draws)
+    mcse_mean: np.ndarray  # Monte Carlo standard error of ``mean`` (NaN where there are no draws)
+    ess_tail: np.ndarray  # tail ESS: the smaller ESS of the 5 % and 95 % quantile indicators
 
 
 class FitSummary(NamedTuple):
@@ -94,6 +103,10 @@ class FitSummary(NamedTuple):
     n_leapfrog: np.ndarray  # (R,) leapfrog steps (gradient evaluations) after warmup, all chains
     ranks: dict | None = None  # site -> (R, P) ranks of reference values (``fit(rank_against=)``)
     skipped: np.ndarray | None = None  # (R,) why a data set was not fitted ("" where it was)
+    # (R,) largest rank R-hat and smallest bulk ESS over the coordinates the sampler moved (the
+    # unconstrained latent values: with theta collapsed, mu, tau, sigma and local scales only)
+    sampled_rhat: np.ndarray | None = None
+    sampled_ess: np.ndarray | None = None
 
 
 def fit(
@@ -154,12 +167,9 @@ def fit(
         from models import closed_form
 
         return closed_form.fit(models.load(spec), data, hyper)
-    if parameterization not in PARAMETERIZATIONS:
-        raise ValueError(
-            f"parameterization={parameterization!r}; allowed: {', '.join(PARAMETERIZATIONS)}"
-        )
     n_rep = _n_replicates(data)
     static, dynamic = _split_hyper(hyper)
+    parameterization = resolve(spec, parameterization, _first(data), static, dynamic)
     latent = _latent_shapes(spec, static, parameterization, _first(data), dynamic)
     n_latent = sum(int(np.prod(shape)) for _, shape in latent)
     chunk = int(max(1, min(n_rep, memory_budget_bytes // bytes_per_replicate(n_latent, inference))))
@@ -184,14 +194,102 @@ def fit(
         )
         pieces.append(jax.tree.map(lambda a, n=stop - start: np.asarray(a)[:n], out))
     joined = jax.tree.map(lambda *a: np.concatenate(a, axis=0), *pieces)
-    sites, n_div, n_depth, n_leapfrog, ranks = joined
+    sites, n_div, n_depth, n_leapfrog, ranks, sampled_rhat, sampled_ess = joined
     return FitSummary(
         sites={name: SiteSummary(*s) for name, s in sites.items()},
         n_divergent=n_div,
         n_max_treedepth=n_depth,
         n_leapfrog=n_leapfrog,
         ranks=ranks,
+        sampled_rhat=sampled_rhat,
+        sampled_ess=sampled_ess,
     )
+
+
+def form(spec: str, parameterization: str, data: dict, hyper: dict) -> str:
+    """The form ``fit`` runs for ``parameterization`` on ``data`` (a batch): see ``resolve``;
+    a closed-form spec's is its own (``none``)."""
+    if method(spec) == "closed_form":
+        return parameterization
+    static, dynamic = _split_hyper(hyper)
+    return resolve(spec, parameterization, _first({k: np.asarray(v) for k, v in data.items()}),
+                   static, dynamic)
+
+
+def resolve(spec: str, parameterization: str, example: dict, static=(), dynamic=None) -> str:
+    """The form a fit runs: ``auto`` becomes ``collapsed`` where theta can be integrated out of
+    ``example`` (one data set), else ``partial`` (per-group centering, ``centeredness``) where
+    theta has a location and scale, else ``centered``. ``collapsed`` asked for where it cannot
+    apply is an error that says why."""
+    if parameterization not in PARAMETERIZATIONS:
+        raise ValueError(
+            f"parameterization={parameterization!r}; allowed: {', '.join(PARAMETERIZATIONS)}"
+        )
+    if parameterization not in ("collapsed", "auto"):
+        return parameterization
+    for form in ("collapsed", "collapsed_theta"):
+        reason = collapse_blocker(spec, example, static, dynamic, form)
+        if reason is None:
+            return form
+    reason = collapse_blocker(spec, example, static, dynamic, "collapsed_theta")
+    if parameterization == "collapsed":
+        raise ValueError(f"parameterization='collapsed' does not apply to {spec}: {reason}")
+    allowed = getattr(models.load(spec), "PARAMETERIZATIONS", PARAMETERIZATIONS)
+    return "partial" if "noncentered" in allowed else "centered"
+
+
+_BLOCKERS: dict = {}
+
+
+def collapse_blocker(spec: str, example: dict, static=(), dynamic=None,
+                     form: str = "collapsed") -> str | None:
+    """Why ``form`` (``collapsed``: theta and mu; ``collapsed_theta``: theta) cannot be applied
+    to the spec on data like ``example``, or None."""
+    key = (spec, static, form, tuple(sorted((k, np.shape(v)) for k, v in example.items())))
+    if key not in _BLOCKERS:
+        reason = None
+        if not collapse.gaussian_data(example):
+            reason = "the data are not Gaussian (theta is integrated out of ybar, n, ss or y, se)"
+        else:
+            kwargs = {"data": example, **(dynamic or {}), **dict(static)}
+            try:
+                sites = numpyro_trace(build_model(spec, form), kwargs)
+            except collapse.NotCollapsible as err:
+                reason = str(err)
+            else:
+                if collapse.COND_MEAN not in sites:
+                    reason = "its theta is not a random sample site handed to likelihood.observe"
+        _BLOCKERS[key] = reason
+    return _BLOCKERS[key]
+
+
+def numpyro_trace(model, kwargs):
+    """The sites of one run of ``model(**kwargs)`` (values from the prior)."""
+    from numpyro.handlers import seed, trace
+
+    return trace(seed(model, jax.random.key(0))).get_trace(**kwargs)
+
+
+def centeredness(data: dict):
+    """(J,) how far each group's theta is centered (0: non-centered, 1: centered), from how
+    informative its data are: c_j = t^2 / (t^2 + e_j), with e_j the sampling variance of the
+    group's own estimate (1 / (n p (1 - p)) on the log-odds scale, p smoothed by 1/2 success;
+    se_j^2 or sigma^2 / n_j for Gaussian data) and t^2 a moment estimate of the between-group
+    variance (the spread of the own estimates less their mean sampling variance, at least a
+    tenth of it). The optimal weight for a Gaussian model (Papaspiliopoulos, Roberts & Sköld
+    2007), used here as a data-driven choice made inside the program for each data set."""
+    if "trials" in data:
+        p = (data["successes"] + 0.5) / (data["trials"] + 1.0)
+        own = jnp.log(p) - jnp.log1p(-p)
+        noise = 1.0 / ((data["trials"] + 1.0) * p * (1.0 - p))
+    elif "se" in data:
+        own, noise = data["y"], data["se"] ** 2
+    else:
+        n = data["n"]
+        pooled_var = jnp.sum(data["ss"]) / jnp.maximum(jnp.sum(n - 1), 1)
+        own, noise = data["ybar"], pooled_var / n
+    between = jnp.maximum(jnp.var(own, ddof=1) - jnp.mean(noise), 0.1 * jnp.mean(noise))
+    return between / (between + noise)
 
 
 def _unsupported(module, data) -> np.ndarray:
@@ -229,6 +327,10 @@ def _scatter(part: FitSummary, kept: np.ndarray, reasons: np.ndarray) -> FitSumm
             k: np.where(_expand(skipped, v), np.nan, spread(v, np.nan)) for k, v in part.ranks.items()
         },
         skipped=reasons,
+        sampled_rhat=None if part.sampled_rhat is None
+        else np.where(skipped, np.nan, spread(part.sampled_rhat, np.nan)),
+        sampled_ess=None if part.sampled_ess is None
+        else np.where(skipped, np.nan, spread(part.sampled_ess, np.nan)),
     )
 
 
@@ -260,7 +362,7 @@ def _all_skipped(spec, data, hyper, parameterization, reasons) -> FitSummary:
             size = int(np.prod(np.shape(info.model_trace[name]["value"])))
             nan = np.full((n_rep, size), np.nan)
             quantiles = np.full((n_rep, len(QUANTILES), size), np.nan)
-            sites[name] = SiteSummary(nan, nan, quantiles, nan, nan, nan)
+            sites[name] = SiteSummary(nan, nan, quantiles, nan, nan, nan, nan, nan)
     zeros = np.zeros(n_rep, np.int64)
     return FitSummary(sites, zeros, zeros, zeros, None, reasons)
 
@@ -271,16 +373,26 @@ def method(spec: str) -> str:
 
 
 def build_model(spec: str, parameterization: str):
-    """The spec's model, non-centered on ``theta`` from outside when asked."""
+    """The spec's model, with ``theta`` reparameterized from outside: non-centered, partially
+    centered per group (``partial``, the weights from ``centeredness`` of the data), or
+    integrated out (``collapsed``)."""
     module = models.load(spec)
     model = module.model
+    # parameters of theta's distribution other than loc and scale (a t's df) are named by the
+    # spec, so that the standardized draw keeps them
+    shape_params = getattr(module, "THETA_SHAPE_PARAMS", ())
     if parameterization == "noncentered":
-        # parameters of theta's distribution other than loc and scale (a t's df) are named by
-        # the spec, so that the standardized draw keeps them
-        shape_params = getattr(module, "THETA_SHAPE_PARAMS", ())
-        model = reparam(
+        return reparam(
             model, config={"theta": LocScaleReparam(centered=0, shape_params=shape_params)}
         )
+    if parameterization in ("collapsed", "collapsed_theta"):
+        return collapse.collapse(model, integrate_mu=parameterization == "collapsed")
+    if parameterization == "partial":
+        def partial(data, **hyper):
+            weights = LocScaleReparam(centered=centeredness(data), shape_params=shape_params)
+            return reparam(model, config={"theta": weights})(data, **hyper)
+
+        return partial
     return model
 
 
@@ -326,23 +438,40 @@ def _program(
         return jax.vmap(jax.vmap(jax.value_and_grad(potential), in_axes=(0, None)))(z, data_rows)
 
     seeds = jax.random.key_data(k_mcmc)
-    trace = nuts.sample(value_and_grad, z0, seeds, settings, rows=lane_rows, n_real=n_real)
-    z, diverging, num_steps = trace  # (R, C, N, ...)
+    if latent:
+        trace = nuts.sample(value_and_grad, z0, seeds, settings, rows=lane_rows, n_real=n_real)
+        z, diverging, num_steps = trace  # (R, C, N, ...)
+    else:  # nothing left to sample (theta collapsed under a fixed prior and known errors)
+        shape = (keys.shape[0], n_chains, inference.draws)
+        z = jnp.zeros((*shape, 0))
+        diverging, num_steps = jnp.zeros(shape, bool), jnp.zeros(shape, jnp.int32)
+    collapsed = parameterization in ("collapsed", "collapsed_theta")
+    theta_keys = jax.vmap(lambda k: jax.random.fold_in(k, THETA_STREAM))(keys)
 
-    def one_data_set(z, diverging, num_steps, data_r, reference_r):
+    def one_data_set(z, diverging, num_steps, data_r, reference_r, theta_key):
         kwargs = {"data": data_r, **dynamic, **dict(static)}
         constrain = functools.partial(constrain_fn, model, (), kwargs, return_deterministic=True)
         values = jax.vmap(jax.vmap(lambda f: constrain(unravel(f))))(z)
+        extra = []  # columns summarized beside the sites: the conditional means, the sampled z
+        if collapsed:
+            draws, conditional = _exact_draws(values, theta_key)
+            values.update(draws)
+            extra.extend(conditional[name][0] for name in conditional)
+        extra.append(z)
         # every site's draws summarized in one call, side by side on the parameter axis: one set
         # of sort, search and FFT kernels to compile rather than one per site
         names = [name for name in ESTIMANDS if name in values]
-        columns = [values[name].reshape(*values[name].shape[:2], -1) for name in names]
+        columns = [values[name].reshape(*values[name].shape[:2], -1) for name in names] + extra
         summary = _summarize(jnp.concatenate(columns, axis=-1))
         bounds = np.cumsum([0] + [c.shape[-1] for c in columns])
-        sites = {
-            name: tuple(a[..., lo:hi] for a in summary)
-            for name, lo, hi in zip(names, bounds[:-1], bounds[1:])
-        }
+        parts = [tuple(a[..., lo:hi] for a in summary) for lo, hi in zip(bounds[:-1], bounds[1:])]
+        sites = dict(zip(names, parts))
+        if collapsed:
+            for i, (name, (mean_, var_)) in enumerate(conditional.items()):
+                sites[name] = _rao_blackwell(sites[name], parts[len(names) + i], mean_, var_)
+        sampled = parts[-1]
+        sampled_rhat = sampled[3].max() if z.shape[-1] else jnp.float32(jnp.nan)
+        sampled_ess = sampled[4].min() if z.shape[-1] else jnp.float32(jnp.nan)
         saturated = num_steps >= 2**inference.max_tree_depth - 1
         ranks = (
             None
@@ -352,9 +481,48 @@ def _program(
                 for name, ref in reference_r.items() if name in values
             }
         )
-        return sites, diverging.sum(), saturated.sum(), num_steps.sum(), ranks
+        return (sites, diverging.sum(), saturated.sum(), num_steps.sum(), ranks, sampled_rhat,
+                sampled_ess)
 
-    return jax.vmap(one_data_set)(z, diverging, num_steps, data, reference)
+    return jax.vmap(one_data_set)(z, diverging, num_steps, data, reference, theta_keys)
+
+
+THETA_STREAM = 1
+"""The exact draws of a collapsed theta use the data set's key folded in with this number."""
+
+
+def _exact_draws(values, key):
+    """Exact draws of the collapsed sites for every kept draw of the rest (``models.collapse``),
+    and {site: (conditional mean, conditional variance)} given the sampled rest, each (C, N, P):
+    theta_j | rest ~ N(m_j, v_j); where mu is integrated out, mu | rest ~ N(mu_hat, V) and theta_j
+    given mu too is N(m_j + B_j (mu - mu_hat), v_j), so that theta_j | rest has variance
+    v_j + B_j^2 V."""
+    cond_mean, cond_var = values[collapse.COND_MEAN], values[collapse.COND_VAR]
+    k_theta, k_mu = jax.random.split(key)
+    noise = jax.random.normal(k_theta, cond_mean.shape, cond_mean.dtype)
+    theta = cond_mean + jnp.sqrt(cond_var) * noise
+    if collapse.MU_MEAN not in values:
+        return {"theta": theta}, {"theta": (cond_mean, cond_var)}
+    mu_hat, mu_var = values[collapse.MU_MEAN], values[collapse.MU_VAR]  # (C, N)
+    shrink = values[collapse.SHRINK]
+    mu = mu_hat + jnp.sqrt(mu_var) * jax.random.normal(k_mu, mu_hat.shape, mu_hat.dtype)
+    theta = theta + shrink * (mu - mu_hat)[..., None]
+    conditional = {
+        "theta": (cond_mean, cond_var + shrink**2 * mu_var[..., None]),
+        "mu": (mu_hat[..., None], mu_var[..., None]),
+    }
+    return {"theta": theta, "mu": mu}, conditional
+
+
+def _rao_blackwell(draws, means, cond_mean, cond_var):
+    """theta's summary with the Rao–Blackwell mean and sd: E[theta | y] as the average of the
+    conditional means m, Var[theta | y] as the average of the conditional variances v plus the
+    variance of m (the law of total variance); the Monte Carlo error of the mean is that of the
+    average of m. Quantiles, R-hat and ESS stay those of the exact draws."""
+    mean, _, quantiles, rhat, ess_bulk, mcse_sd, _, ess_tail = draws
+    m = cond_mean.reshape(-1, cond_mean.shape[-1])
+    sd = jnp.sqrt(cond_var.reshape(m.shape).mean(axis=0) + m.var(axis=0, ddof=1))
+    return m.mean(axis=0), sd, quantiles, rhat, ess_bulk, mcse_sd, means[6], ess_tail
 
 
 def _rank(draws, reference, n_draws):
@@ -365,8 +533,7 @@ def _rank(draws, reference, n_draws):
 
 
 def _summarize(draws):
-    """(C, N, *shape) draws -> (mean, sd, quantiles, rhat, ess_bulk, mcse_sd), each over
-    P = prod(shape)."""
+    """(C, N, *shape) draws -> the fields of ``SiteSummary``, each over P = prod(shape)."""
     n_chains, n_draws = draws.shape[:2]
     per_chain = draws.reshape(n_chains, n_draws, -1)
     pooled = per_chain.reshape(n_chains * n_draws, -1)
@@ -379,7 +546,10 @@ def _summarize(draws):
     )
     ess = jax.vmap(diagnostics.ess_bulk)(by_param)
     mcse_sd = jax.vmap(diagnostics.mcse_sd)(by_param)
-    return pooled.mean(axis=0), pooled.std(axis=0, ddof=1), quantiles, rhat, ess, mcse_sd
+    mcse_mean = jax.vmap(diagnostics.mcse_mean)(by_param)
+    ess_tail = jax.vmap(diagnostics.ess_tail)(by_param)
+    sd = pooled.std(axis=0, ddof=1)
+    return pooled.mean(axis=0), sd, quantiles, rhat, ess, mcse_sd, mcse_mean, ess_tail
 
 
 _LATENT_CACHE: dict = {}

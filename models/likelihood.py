@@ -43,6 +43,8 @@ import jax.numpy as jnp
 import numpyro
 import numpyro.distributions as dist
 
+from models.collapse import Collapsed, NotCollapsible, condition
+
 
 def n_groups(data: dict) -> int:
     """J, the number of groups of one data set."""
@@ -53,7 +55,15 @@ def n_groups(data: dict) -> int:
 
 
 def observe(theta, data: dict, sigma_scale: float) -> None:
-    """Add the likelihood of ``data`` given ``theta``; call it outside the ``groups`` plate."""
+    """Add the likelihood of ``data`` given ``theta``; call it outside the ``groups`` plate.
+
+    ``theta`` may be a ``models.collapse.Collapsed`` (the model runs under ``collapse``): then
+    the factor added is the likelihood with theta integrated out, and theta's exact conditional
+    is recorded (``models.collapse``).
+    """
+    if isinstance(theta, Collapsed):
+        _observe_collapsed(theta, data, sigma_scale)
+        return
     if "se" in data:
         with numpyro.plate("groups", n_groups(data)):
             numpyro.sample("y", dist.Normal(theta, data["se"]), obs=data.get("y"))
@@ -86,3 +96,26 @@ def observe(theta, data: dict, sigma_scale: float) -> None:
             dist.Gamma(shape, 0.5 / sigma**2).mask(informative),
             obs=None if ss is None else jnp.where(informative, ss, 1.0),
         )
+
+
+def _observe_collapsed(theta: Collapsed, data: dict, sigma_scale: float) -> None:
+    """The Gaussian likelihood with theta integrated out (``models.collapse``): known standard
+    errors, or the sufficient statistics with sigma ~ half-normal(0, sigma_scale), whose ``ss``
+    keeps the sigma-only factor -(sum_j (n_j - 1)) log sigma - sum_j ss_j / (2 sigma^2)."""
+    if "se" in data and data.get("y") is not None:
+        numpyro.factor("y", condition(theta, data["y"], data["se"] ** 2))
+        return
+    if "n" not in data or data.get("ybar") is None or data.get("ss") is None:
+        raise NotCollapsible(
+            f"data with keys {sorted(k for k, v in data.items() if v is not None)}: theta can be "
+            "integrated out of observed Gaussian data only (ybar, n, ss or y, se)"
+        )
+    sigma = numpyro.sample("sigma", dist.HalfNormal(sigma_scale))
+    n = data["n"]
+    informative = n > 1
+    log_marginal = condition(theta, data["ybar"], sigma**2 / n)
+    within_df = jnp.sum(jnp.where(informative, n - 1, 0))
+    within_ss = jnp.sum(jnp.where(informative, data["ss"], 0.0))
+    numpyro.factor(
+        "ybar_ss", log_marginal - within_df * jnp.log(sigma) - within_ss / (2.0 * sigma**2)
+    )

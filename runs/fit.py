@@ -65,6 +65,7 @@ def run(cfg: DictConfig) -> tuple[Path, pd.DataFrame]:
     hyper = OmegaConf.to_container(cfg.prior.hyper)
     # the same sampler key for every prior, so side-by-side differences are the priors'
     keys = jax.random.split(jax.random.key(int(cfg.seed)), 1)
+    fit_form = engine.form(cfg.prior.spec, cfg.prior.parameterization, ds.batch(), hyper)
     started = time.perf_counter()
     fit = engine.fit(
         cfg.prior.spec, ds.batch(), keys, hyper,
@@ -81,12 +82,14 @@ def run(cfg: DictConfig) -> tuple[Path, pd.DataFrame]:
         "prior_spec": cfg.prior.spec,
         "method": engine.method(cfg.prior.spec),
         "prior_parameterization": cfg.prior.parameterization,
+        "fit_parameterization": fit_form,
         **{f"prior_{k}": v for k, v in hyper.items()},
         **OmegaConf.to_container(cfg.inference),
         "seed": int(cfg.seed),
     }
     table = store.rows(
-        fit, truth, np.array([0]), identity_cols, raw=closed_form.raw_estimates(ds.batch())
+        fit, truth, np.array([0]), identity_cols, raw=closed_form.raw_estimates(ds.batch()),
+        chains=cfg.inference.chains,
     ).drop(columns="replicate")
     per_group = table["param"].isin(("theta", "p"))
     table.insert(

@@ -212,6 +212,8 @@ def compute(cfg: DictConfig, replicates: np.ndarray) -> pd.DataFrame:
             rank_draws=inference.chains * inference.draws,
         )
 
+    # the form the fits run (``auto`` resolved); a form that cannot apply stops the job here
+    fit_form = engine.form(cfg.prior.spec, cfg.prior.parameterization, data, hyper)
     summary, failures = _fit_or_isolate(fit, len(replicates))
     identity_cols = {
         "study": cfg.study,
@@ -221,6 +223,7 @@ def compute(cfg: DictConfig, replicates: np.ndarray) -> pd.DataFrame:
         "prior_spec": cfg.prior.spec,
         "method": engine.method(cfg.prior.spec),
         "prior_parameterization": cfg.prior.parameterization,
+        "fit_parameterization": fit_form,
         **{f"prior_{k}": v for k, v in hyper.items()},
         **OmegaConf.to_container(cfg.inference),
         "seed": int(cfg.seed),
@@ -230,6 +233,7 @@ def compute(cfg: DictConfig, replicates: np.ndarray) -> pd.DataFrame:
     table = store.rows(
         summary, truth, replicates, identity_cols,
         raw=closed_form.raw_estimates(data), n_draws=inference.chains * inference.draws,
+        chains=inference.chains,
     )
     for i, reason in failures.items():
         failed = table["replicate"] == replicates[i]

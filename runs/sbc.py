@@ -114,7 +114,7 @@ def calibrate(prior: dict, form: str, *, replicates: int, n_groups: int, group_s
         rank_against=truth,
         rank_draws=rank_draws,
     )
-    status = store.fit_status(fit)
+    status = store.fit_status(fit, inference.chains)
     frames = []
     for site, ranks in fit.ranks.items():
         n_par = ranks.shape[1]

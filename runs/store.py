@@ -21,10 +21,13 @@ Columns, in order (README, "Result files", documents each):
   ``upper_L`` for the central L % interval, L in 50, 80, 90, 95, and ``truth_cdf``, the posterior
   probability below the true value (the share of draws below it; NaN for closed-form specs), from
   which the coverage of a central interval of any level follows;
-* diagnostics: ``rhat`` and ``ess_bulk`` (this estimand), ``n_divergent`` and
-  ``n_max_treedepth``, ``n_leapfrog`` (the whole fit), ``status`` (the fit: ok, divergent,
-  high_rhat, nonfinite, skipped; ``runs.job`` adds failed for a fit that raised) and
-  ``skip_reason`` (why a data set was not fitted, or the error of a failed fit, else "");
+* diagnostics: ``mcse_mean`` and ``mcse_sd`` (Monte Carlo standard errors of the posterior mean
+  and sd), ``rhat``, ``ess_bulk`` and ``ess_tail`` (this estimand), ``n_divergent``,
+  ``n_max_treedepth``, ``n_leapfrog``, ``sampled_rhat`` and ``sampled_ess`` (the whole fit; the
+  last two over the coordinates the sampler moved), ``status`` (this estimand: ok, low_ess,
+  high_rhat, divergent, nonfinite, skipped; ``runs.job`` adds failed for a fit that raised;
+  see ``estimand_status``) and ``skip_reason`` (why a data set was not fitted, or the error of a
+  failed fit, else "");
 * provenance: ``config_hash``, ``code_version``, ``package_versions`` (JSON), ``created_at``
   (UTC), ``job_seconds``.
 
@@ -53,27 +56,46 @@ import pandas as pd
 from models.engine import LEVELS, QUANTILES, FitSummary
 
 RHAT_LIMIT = 1.01
-"""A fit whose largest R-hat exceeds this is labelled ``high_rhat`` (Vehtari et al. 2021)."""
+"""An estimand whose rank R-hat exceeds this is labelled ``high_rhat`` (Vehtari et al. 2021)."""
+
+ESS_PER_CHAIN = 100
+"""An estimand whose bulk or tail ESS is under this many per chain (400 for 4 chains) is labelled
+``low_ess`` (Vehtari et al. 2021, §4: 'ESS > 400')."""
+
+SEVERITY = ("ok", "low_ess", "high_rhat", "divergent", "nonfinite", "skipped")
+"""Status labels from the mildest to the worst; a row gets the worst that applies."""
 
 
-def fit_status(fit: FitSummary) -> np.ndarray:
-    """One label per fit: skipped > nonfinite > divergent > high_rhat > ok (the first that
-    applies); ``skipped`` is a data set the spec could not fit (``FitSummary.skipped`` says why)."""
-    n_rep = fit.n_divergent.shape[0]
-    finite = np.ones(n_rep, bool)
-    worst_rhat = np.zeros(n_rep)
-    for s in fit.sites.values():
-        # a non-finite draw makes the mean non-finite; closed-form specs leave the sd and
-        # interval of a point estimate NaN on purpose, so only the means are checked
-        finite &= np.isfinite(s.mean).all(axis=1)
-        worst_rhat = np.fmax(worst_rhat, np.nanmax(s.rhat, axis=1, initial=0.0))
-    status = np.full(n_rep, "ok", dtype=object)
-    status[worst_rhat > RHAT_LIMIT] = "high_rhat"
-    status[fit.n_divergent > 0] = "divergent"
-    status[~finite] = "nonfinite"
-    if fit.skipped is not None:
-        status[fit.skipped != ""] = "skipped"
-    return status
+def estimand_status(fit: FitSummary, chains: int | None = None) -> dict:
+    """{site: (R, P) labels}: each estimand judged on its own diagnostics, so that the share of
+    flagged estimands does not grow with their number. The fit's divergent transitions, and a
+    data set the spec could not fit (``FitSummary.skipped`` says why), label all of its rows;
+    a non-finite mean (a non-finite draw) labels the estimand. ``chains`` sets the ESS bound
+    (``ESS_PER_CHAIN`` each); closed-form specs have no diagnostics and are ``ok``."""
+    out = {}
+    for name, s in fit.sites.items():
+        level = np.zeros(s.mean.shape, int)
+        if chains:
+            low = (np.fmin(s.ess_bulk, s.ess_tail) < ESS_PER_CHAIN * chains)
+            level = np.maximum(level, np.where(low, 1, 0))
+        level = np.maximum(level, np.where(s.rhat > RHAT_LIMIT, 2, 0))
+        level = np.maximum(level, np.where((fit.n_divergent > 0)[:, None], 3, 0))
+        # closed-form specs leave the sd and interval of a point estimate NaN on purpose, so
+        # only the means are checked
+        level = np.maximum(level, np.where(np.isfinite(s.mean), 0, 4))
+        if fit.skipped is not None:
+            level = np.maximum(level, np.where((fit.skipped != "")[:, None], 5, 0))
+        out[name] = np.asarray(SEVERITY, dtype=object)[level]
+    return out
+
+
+def fit_status(fit: FitSummary, chains: int | None = None) -> np.ndarray:
+    """One label per fit: the worst of its estimands' labels (``estimand_status``)."""
+    worst = np.zeros(fit.n_divergent.shape[0], int)
+    for labels in estimand_status(fit, chains).values():
+        level = np.vectorize(SEVERITY.index, otypes=[int])(labels)
+        worst = np.maximum(worst, level.max(axis=1, initial=0))
+    return np.asarray(SEVERITY, dtype=object)[worst]
 
 
 def rows(
@@ -83,6 +105,7 @@ def rows(
     identity: dict,
     raw: dict | None = None,
     n_draws: int | None = None,
+    chains: int | None = None,
 ) -> pd.DataFrame:
     """The long table of one job: identity columns first, then one row per (replicate, estimand).
 
@@ -91,7 +114,7 @@ def rows(
     ``truth_cdf`` = rank / n_draws is the posterior probability below the true value (NaN for
     specs that make no draws, whose intervals exist at the four levels only).
     """
-    status = fit_status(fit)
+    status = estimand_status(fit, chains)
     q_index = {q: i for i, q in enumerate(QUANTILES)}
     frames = []
     for name, s in fit.sites.items():
@@ -118,12 +141,17 @@ def rows(
             cols[f"lower_{pct}"] = s.quantiles[:, _find(q_index, (1 - level) / 2), :].ravel()
             cols[f"upper_{pct}"] = s.quantiles[:, _find(q_index, (1 + level) / 2), :].ravel()
         cols["truth_cdf"] = np.asarray(cdf, float).ravel()
+        cols["mcse_mean"] = s.mcse_mean.ravel()
+        cols["mcse_sd"] = s.mcse_sd.ravel()
         cols["rhat"] = s.rhat.ravel()
         cols["ess_bulk"] = s.ess_bulk.ravel()
+        cols["ess_tail"] = s.ess_tail.ravel()
         cols["n_divergent"] = np.repeat(fit.n_divergent, n_par)
         cols["n_max_treedepth"] = np.repeat(fit.n_max_treedepth, n_par)
         cols["n_leapfrog"] = np.repeat(fit.n_leapfrog, n_par)
-        cols["status"] = np.repeat(status, n_par)
+        cols["sampled_rhat"] = np.repeat(_per_fit(fit.sampled_rhat, n_rep), n_par)
+        cols["sampled_ess"] = np.repeat(_per_fit(fit.sampled_ess, n_rep), n_par)
+        cols["status"] = status[name].ravel()
         cols["skip_reason"] = np.repeat(
             np.full(n_rep, "", object) if fit.skipped is None else fit.skipped, n_par
         )
@@ -136,6 +164,10 @@ def rows(
     out["replicate"] = out["replicate"].astype("int64")
     out["index"] = out["index"].astype("int64")
     return out
+
+
+def _per_fit(values, n_rep: int) -> np.ndarray:
+    return np.full(n_rep, np.nan) if values is None else np.asarray(values, float)
 
 
 def _per_estimand(values, n_rep: int, n_par: int) -> np.ndarray:

@@ -101,12 +101,18 @@ def _assert_matches(fit_site, r, reference, label):
                                  err_msg=f"{label} quantiles")
 
 
-@pytest.mark.parametrize("case", list(CASES))
-def test_spec_matches_quadrature(case):
+# every case collapsed (the default form: theta and mu drawn exactly given tau, Rao–Blackwell
+# means and sds), and two of them non-centered, the form that samples theta
+FORMS = [(case, "collapsed") for case in CASES] + [
+    ("half_cauchy", "noncentered"), ("normal_inv_chi2", "noncentered")]
+
+
+@pytest.mark.parametrize(("case", "form"), FORMS)
+def test_spec_matches_quadrature(case, form):
     spec, hyper, (family, params), mu_prior = CASES[case]
     se = np.broadcast_to(SE8, Y.shape).astype(np.float32)
     keys = jax.random.split(jax.random.key(5), len(Y))
-    fit = engine.fit(spec, {"y": Y, "se": se}, keys, hyper, parameterization="noncentered",
+    fit = engine.fit(spec, {"y": Y, "se": se}, keys, hyper, parameterization=form,
                      inference=INFERENCE)
     for r, y in enumerate(Y):
         ref = quad.posterior(y, SE8, tau_log_prior=quad.tau_log_prior(family, **params),

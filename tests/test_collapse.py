@@ -1,0 +1,190 @@
+"""Integrating the group effects (and mu) out exactly: ``models.collapse``.
+
+Independent truths: the Gaussian conditionals of BDA3 §5.4 as ``tests/quadrature.py`` writes them
+(numpy), scipy's multivariate normal and gamma densities for the marginal likelihood of the
+sufficient statistics, and the law of total variance for the Rao–Blackwell estimates. The
+formulas are compared in double precision (``x64``), where agreement to 1e-9 is expected.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from numpyro.handlers import substitute
+from numpyro.infer.util import log_density
+from scipy import stats
+
+import tests.quadrature as quad
+from models import collapse, engine
+
+Y8 = np.array([28, 8, -3, 7, -1, 1, 18, 12], float)
+SE8 = np.array([15, 10, 16, 11, 9, 11, 10, 18], float)
+TAUS = np.array([0.01, 0.5, 3.0, 10.0, 40.0])
+
+
+@pytest.fixture
+def x64():
+    with jax.enable_x64(True):
+        yield
+
+
+@pytest.mark.parametrize("mu_prior", [("flat",), ("normal", 2.0, 7.0), ("nix", 1.0, 0.5)])
+def test_conditionals_equal_bda3_closed_form(mu_prior, x64):
+    """mu | tau, y and theta | tau, y (mu integrated out) and log p(y | tau) up to a constant
+    in tau: the functions the engine draws from, against the reference's formulas."""
+    log_lik, mu_mean, mu_var, theta_mean, theta_var = quad.conditional(Y8, SE8, TAUS, mu_prior)
+    got = []
+    kind, *args = mu_prior
+    for tau in TAUS:
+        if kind == "flat":
+            loc, var = 0.0, np.inf
+        elif kind == "normal":
+            loc, var = args[0], args[1] ** 2
+        else:  # mu | tau ~ N(loc, tau^2 / kappa0)
+            loc, var = args[0], tau**2 / args[1]
+        theta = collapse.Collapsed(jnp.full(8, collapse.PROBE), jnp.full(8, tau**2),
+                                   jnp.asarray(loc), jnp.asarray(var))
+        got.append([np.asarray(a, float) for a in collapse.integrate_mu(
+            theta, jnp.asarray(Y8), jnp.asarray(SE8**2))])
+    log_m, m, v, shrink, mu_hat, mu_v = (np.stack(a) for a in zip(*got))
+    np.testing.assert_allclose(mu_hat, mu_mean, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(mu_v, mu_var, rtol=1e-9)
+    np.testing.assert_allclose(m, theta_mean, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(v + shrink**2 * mu_v[:, None], theta_var, rtol=1e-9)
+    np.testing.assert_allclose(log_m - log_m[0], log_lik - log_lik[0], rtol=1e-9, atol=1e-9)
+
+
+def test_theta_conditional_given_mu_is_the_conjugate_posterior(x64):
+    """theta_j | mu, s_j, y ~ N(m_j, v_j): the normal-normal conjugate update, by precisions;
+    s_j -> 0 gives theta_j = mu, s_j = inf (a flat prior) gives N(y_j, e_j)."""
+    rng = np.random.default_rng(0)
+    y, e = rng.normal(0, 3, 6), rng.uniform(0.5, 4, 6)
+    mu, s2 = 1.3, rng.uniform(0.1, 9, 6)
+    _, m, v = collapse.marginal_and_conditional(
+        collapse.Collapsed(jnp.full(6, mu), jnp.asarray(s2)), jnp.asarray(y), jnp.asarray(e))
+    precision = 1 / s2 + 1 / e
+    np.testing.assert_allclose(v, 1 / precision, rtol=1e-12)
+    np.testing.assert_allclose(m, (mu / s2 + y / e) / precision, rtol=1e-12)
+    edge = collapse.Collapsed(jnp.full(2, mu), jnp.array([0.0, jnp.inf]))
+    log_m, m, v = collapse.marginal_and_conditional(edge, jnp.asarray(y[:2]), jnp.asarray(e[:2]))
+    np.testing.assert_allclose(m, [mu, y[1]], rtol=1e-12)
+    np.testing.assert_allclose(v, [0.0, e[1]], rtol=1e-12)
+    # the flat group adds nothing: the marginal is the first group's N(y_0 | mu, e_0), unnormalized
+    np.testing.assert_allclose(log_m, -0.5 * np.log(e[0]) - 0.5 * (y[0] - mu) ** 2 / e[0])
+
+
+def _sufficient_data():
+    rng = np.random.default_rng(7)
+    n = np.array([1, 3, 5, 8, 12], np.int32)
+    ybar = rng.normal(0.5, 1.5, 5)
+    ss = np.where(n > 1, rng.chisquare(np.maximum(n - 1, 1)) * 1.2**2, 0.0)
+    return {"ybar": ybar, "n": n, "ss": ss}
+
+
+def _true_log_likelihood(data, tau_scale_per_group, mu_prior, sigma):
+    """log of the integral over theta (and mu ~ N(m0, s0^2)) of the raw likelihood of the
+    sufficient statistics: ybar ~ MVN(m0, diag(s_j^2 + sigma^2 / n_j) + s0^2 11'), and
+    ss_j ~ sigma^2 chi^2_{n_j - 1} for groups of two or more (scipy's densities)."""
+    n, ybar, ss = data["n"], data["ybar"], data["ss"]
+    m0, s0 = mu_prior
+    cov = np.diag(tau_scale_per_group**2 + sigma**2 / n) + s0**2
+    out = stats.multivariate_normal(np.full(len(n), m0), cov).logpdf(ybar)
+    big = n > 1
+    return out + stats.gamma.logpdf(ss[big], (n[big] - 1) / 2, scale=2 * sigma**2).sum()
+
+
+@pytest.mark.parametrize("spec", ["hierarchical", "horseshoe", "normal_inv_chi2"])
+def test_collapsed_model_is_the_integrated_likelihood(spec, x64):
+    """The collapsed model's log density at several (tau, sigma, local scales) minus the log
+    priors of the sampled sites equals the integrated raw likelihood up to one constant."""
+    data = {k: jnp.asarray(v) for k, v in _sufficient_data().items()}
+    hyper = {
+        "hierarchical": dict(mu_family="normal", mu_loc=0.3, mu_scale=2.0, tau_family="half_normal",
+                             tau_scale=2.0, tau_df=3.0, sigma_scale=2.0),
+        "horseshoe": dict(mu_loc=0.3, mu_scale=2.0, tau_scale=1.0, sigma_scale=2.0),
+        "normal_inv_chi2": dict(mu_loc=0.3, kappa0=0.5, tau_df=3.0, tau_scale=1.0, sigma_scale=2.0),
+    }[spec]
+    model = engine.build_model(spec, "collapsed")
+    rng = np.random.default_rng(1)
+    diffs = []
+    for _ in range(6):
+        tau, sigma = rng.uniform(0.2, 3.0), rng.uniform(0.5, 2.5)
+        lam = rng.uniform(0.2, 3.0, 5)
+        params = {"tau": tau, "sigma": sigma}
+        if spec == "horseshoe":
+            params["lambda"] = lam
+        joint, trace = log_density(model, (), {"data": data, **hyper}, params)
+        priors = sum(site["fn"].log_prob(site["value"]).sum() for name, site in trace.items()
+                     if site["type"] == "sample" and name in params)
+        scale = tau * (lam if spec == "horseshoe" else 1.0)
+        mu_sd = tau / np.sqrt(hyper["kappa0"]) if spec == "normal_inv_chi2" else hyper["mu_scale"]
+        truth = _true_log_likelihood(_sufficient_data(), np.broadcast_to(scale, 5),
+                                     (hyper["mu_loc"], mu_sd), sigma)
+        diffs.append(float(joint - priors) - truth)
+    assert np.ptp(diffs) < 1e-6, diffs
+
+
+def test_exact_draws_and_rao_blackwell_moments():
+    """For every kept draw, mu ~ N(mu_hat, V) and theta_j ~ N(m_j + B_j (mu - mu_hat), v_j):
+    the draws' mean and variance equal the Rao–Blackwell ones (mean of the conditional means;
+    mean conditional variance plus the variance of the conditional means, with v_j + B_j^2 V
+    for theta) to Monte Carlo error. 400,000 draws: the sd of a sample variance is
+    var sqrt(2 / N) ~ 0.2 %, so 1.5 % is over 6 sds."""
+    rng = np.random.default_rng(3)
+    shape = (4, 100_000)
+    values = {
+        collapse.MU_MEAN: rng.normal(1.0, 0.5, shape), collapse.MU_VAR: rng.uniform(0.2, 1.0, shape),
+        collapse.COND_MEAN: rng.normal(0.0, 1.0, (*shape, 3)),
+        collapse.COND_VAR: rng.uniform(0.5, 2.0, (*shape, 3)),
+        collapse.SHRINK: rng.uniform(0.0, 1.0, (*shape, 3)),
+    }
+    values = {k: jnp.asarray(v, jnp.float32) for k, v in values.items()}
+    draws, conditional = engine._exact_draws(values, jax.random.key(0))
+    for site in ("mu", "theta"):
+        x = np.asarray(draws[site], float).reshape(-1, *draws[site].shape[2:])
+        mean, var = (np.asarray(a, float).reshape(x.shape[0], -1) for a in conditional[site])
+        x = x.reshape(x.shape[0], -1)
+        np.testing.assert_allclose(x.mean(0), mean.mean(0), atol=0.01)
+        np.testing.assert_allclose(x.var(0), var.mean(0) + mean.var(0), rtol=0.015)
+
+
+def _gaussian(form):
+    return ({"y": np.zeros(4), "se": np.ones(4)} if form == "known"
+            else {"ybar": np.zeros(4), "n": np.full(4, 3), "ss": np.ones(4)})
+
+
+@pytest.mark.parametrize("form", ["known", "sufficient"])
+def test_auto_picks_each_form_where_it_applies(form):
+    gauss, binom = _gaussian(form), {"successes": np.ones(4, int), "trials": np.full(4, 5)}
+    hier = dict(mu_family="normal", mu_loc=0.0, mu_scale=10.0, tau_family="half_normal",
+                tau_scale=5.0, tau_df=3.0, sigma_scale=5.0)
+    assert engine.form("hierarchical", "auto", {k: v[None] for k, v in gauss.items()}, hier) == "collapsed"
+    assert engine.form("flat", "auto", {k: v[None] for k, v in gauss.items()}, {"sigma_scale": 5.0}) == "collapsed"
+    # t effects: a scale mixture, and mu integrated out too
+    t_hyper = dict(mu_loc=0.0, mu_scale=10.0, tau_family="half_normal", tau_scale=5.0, tau_df=3.0,
+                   nu_shape=2.0, nu_rate=0.1, sigma_scale=5.0)
+    assert engine.form("hierarchical_t", "auto", {k: v[None] for k, v in gauss.items()}, t_hyper) == "collapsed"
+    # theta = mu: nothing random to integrate out
+    pool = dict(mu_loc=0.0, mu_scale=10.0, sigma_scale=5.0)
+    assert engine.form("complete_pooling", "auto", {k: v[None] for k, v in gauss.items()}, pool) == "centered"
+    # binomial data: per-group partial centering where theta has a location and scale
+    assert engine.form("hierarchical", "auto", {k: v[None] for k, v in binom.items()}, hier) == "partial"
+    assert engine.form("flat", "auto", {k: v[None] for k, v in binom.items()}, {"sigma_scale": 5.0}) == "centered"
+    with pytest.raises(ValueError, match="does not apply to hierarchical: the data are not Gaussian"):
+        engine.form("hierarchical", "collapsed", {k: v[None] for k, v in binom.items()}, hier)
+    # explicit forms are kept
+    assert engine.form("hierarchical", "noncentered", {k: v[None] for k, v in gauss.items()}, hier) == "noncentered"
+
+
+def test_centeredness_follows_how_informative_each_group_is():
+    """c_j = t^2 / (t^2 + e_j): near 1 for a group measured far more precisely than the groups
+    spread (centered is right), near 0 for one measured far less precisely (non-centered)."""
+    trials = jnp.array([10_000, 10_000, 10_000, 4, 4])
+    successes = jnp.array([1_000, 5_000, 9_000, 2, 1])
+    c = np.asarray(engine.centeredness({"successes": successes, "trials": trials}))
+    assert (c[:3] > 0.99).all() and (c[3:] < 0.8).all() and np.all((0 < c) & (c < 1))
+    c = np.asarray(engine.centeredness({"y": jnp.array([-10.0, 0.0, 10.0]),
+                                        "se": jnp.array([0.1, 1.0, 100.0])}))
+    # t^2 = var(y) - mean(se^2) is floored at a tenth of mean(se^2) = 333.67
+    t2 = max(100.0 - np.mean(np.square([0.1, 1.0, 100.0])), 0.1 * np.mean(np.square([0.1, 1.0, 100.0])))
+    np.testing.assert_allclose(c, t2 / (t2 + np.square([0.1, 1.0, 100.0])), rtol=1e-5)
