@@ -16,14 +16,14 @@ data set. Only a job whose every replicate fails raises (and writes nothing).
 
 A result file that exists is checked before the job is skipped (``runs.verify``), since a job can
 start without the sweep's preflight (on a cluster, or alone): a damaged file is moved aside to
-``<study>/damaged/`` and the job runs again. A write that fails (no space left, permission lost, a
+``<study>/damaged/`` and the job runs again (a file that cannot be moved ends the job as a
+failed write does). A write that fails (no space left, permission lost, a
 disk error) raises ``WriteError``, one line naming the file and the cause; no file and no
 temporary file are left, so the next run computes the job.
 """
 
 from __future__ import annotations
 
-import errno
 import logging
 import time
 from pathlib import Path
@@ -84,8 +84,11 @@ def run(cfg: DictConfig) -> Path:
         if damage is None:
             log.info("skip %s: result exists (force=true recomputes)", path)
             return path
-        log.warning("%s: damaged, %s; moved to %s, its job runs again", path, damage,
-                    verify.set_aside(path))
+        try:
+            aside = verify.set_aside(path, damage)
+        except verify.CannotSetAside as err:
+            raise WriteError(str(err)) from err
+        log.warning("%s: damaged, %s; moved to %s, its job runs again", path, damage, aside)
     _use_compilation_cache(cfg.get("compilation_cache"))
 
     started = time.perf_counter()
@@ -121,16 +124,8 @@ def write(table: pd.DataFrame, path: Path) -> None:
         after = (f"its temporary file {left[0].name} could not be removed (the next run of the job "
                  "removes it)" if left else "no file was left")
         raise WriteError(
-            f"could not write {path}: {cause(err)}; {after}, and the next run computes this job"
+            f"could not write {path}: {store.os_error(err)}; {after}, and the next run computes this job"
         ) from err
-
-
-def cause(err: OSError) -> str:
-    """An ``OSError`` in words: its message and its errno's name, e.g. "No space left on device
-    (ENOSPC)"."""
-    name = errno.errorcode.get(err.errno) if err.errno else None
-    text = err.strerror or " ".join(str(err).split()) or type(err).__name__
-    return f"{text} ({name})" if name else text
 
 
 def _compute_auto(cfg: DictConfig, chash: str, path: Path) -> pd.DataFrame:

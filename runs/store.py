@@ -38,6 +38,7 @@ permission lost, a disk error) removes its temporary file before the error propa
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import functools
 import glob
 import importlib.metadata
@@ -178,6 +179,14 @@ def write_atomic(df: pd.DataFrame, path: Path) -> None:
             pass
         raise
     _fsync_folder(path.parent)
+
+
+def os_error(err: OSError) -> str:
+    """An ``OSError`` in words: its message and its errno's name, e.g. "No space left on device
+    (ENOSPC)"."""
+    name = errno.errorcode.get(err.errno) if err.errno else None
+    text = err.strerror or " ".join(str(err).split()) or type(err).__name__
+    return f"{text} ({name})" if name else text
 
 
 def _temp_prefix(path: Path) -> str:

@@ -142,7 +142,8 @@ class Plan:
     def set_aside_damaged(self) -> list[Path]:
         """Check the result file of every job that would be skipped (``runs.verify``); move each
         that fails to ``damaged/`` beside it, so that its job runs again. Return where they went
-        (one warning line each names the file and what is wrong with it)."""
+        (one warning line each names the file and what is wrong with it); ``ConfigError`` naming
+        a file that cannot be moved."""
         for path, chash, wanted, forced in zip(self.paths, self.hashes, self.replicates,
                                                self.forced):
             path = Path(path)
@@ -150,7 +151,10 @@ class Plan:
                 continue
             damage = verify.problem(path, chash, wanted)
             if damage is not None:
-                self.damaged.append(verify.set_aside(path))
+                try:
+                    self.damaged.append(verify.set_aside(path, damage))
+                except verify.CannotSetAside as err:
+                    raise config.ConfigError(str(err)) from None
                 log.warning("preflight: %s: damaged, %s; moved to %s", path, damage,
                             self.damaged[-1])
         self.done_before = self.done()[0]
@@ -252,7 +256,7 @@ class Preflight(Callback):
                      config.hydra.sweeper.get("_target_"))
             return
         self.plan = _stop_on_error(lambda: Plan(sweep_jobs(config)))
-        damaged = self.plan.set_aside_damaged()
+        damaged = _stop_on_error(self.plan.set_aside_damaged)
         n = len(self.plan.paths)
         aside = ""
         if damaged:

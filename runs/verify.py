@@ -27,11 +27,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from analysis.load import schema_problem
+from runs import store
 
 DAMAGED = "damaged"
 """The sub-folder of a study folder that holds the result files found damaged."""
 
 _READ_ERRORS = (OSError, ValueError, KeyError, pa.ArrowException)
+
+
+class CannotSetAside(RuntimeError):
+    """A damaged result file that could not be moved aside: one line naming it and the cause."""
 
 
 def problem(path: Path, config_hash: str, replicates: int | None) -> str | None:
@@ -69,17 +74,24 @@ def problem(path: Path, config_hash: str, replicates: int | None) -> str | None:
     return None
 
 
-def set_aside(path: Path) -> Path:
-    """Move ``path`` into ``<its folder>/damaged/`` (a numbered name if one of that name is there
-    already); return where it went."""
+def set_aside(path: Path, damage: str) -> Path:
+    """Move ``path``, damaged as ``damage`` says, into ``<its folder>/damaged/`` (a numbered name
+    if one of that name is there already); return where it went. ``CannotSetAside`` if the move
+    fails: the file is left where it is, and its job must not be run over it."""
     folder = path.parent / DAMAGED
-    folder.mkdir(exist_ok=True)
-    target = folder / path.name
-    number = 1
-    while target.exists():
-        target = folder / f"{path.stem}.{number}{path.suffix}"
-        number += 1
-    os.replace(path, target)
+    try:
+        folder.mkdir(exist_ok=True)
+        target = folder / path.name
+        number = 1
+        while target.exists():
+            target = folder / f"{path.stem}.{number}{path.suffix}"
+            number += 1
+        os.replace(path, target)
+    except OSError as err:
+        raise CannotSetAside(
+            f"{path}: damaged ({damage}), and it could not be moved to {folder}/: "
+            f"{store.os_error(err)}; move it away by hand and run the study again"
+        ) from err
     return target
 
 

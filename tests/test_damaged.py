@@ -175,6 +175,25 @@ def test_a_job_launched_without_the_preflight_checks_its_file_too(pristine, tmp_
     assert f"skip {path}" in caplog.text
 
 
+def test_a_damaged_file_that_cannot_be_moved_stops_with_one_line(pristine, tmp_path):
+    """A file in the way of ``damaged/``: the damaged file stays where it is, and neither the
+    preflight nor the job runs over it."""
+    folder = _copy(pristine, tmp_path)
+    (folder / verify.DAMAGED).write_text("not a folder")
+    cfg = compose_study(tmp_path, "study=s", "prior=james_stein", "scenario.tau=2")
+    path = job.planned_path(cfg)
+    damaged = path.read_bytes()[:-100]
+    path.write_bytes(damaged)
+    log, exit_line = _sweep(tmp_path)
+    named = (f"error: {path}: damaged (not a readable parquet file, damaged or truncated (")
+    assert exit_line.startswith(named) and "\n" not in exit_line
+    assert exit_line.endswith(f"could not be moved to {folder / verify.DAMAGED}/: File exists "
+                              "(EEXIST); move it away by hand and run the study again")
+    with pytest.raises(job.WriteError, match="could not be moved to"):
+        job.run(cfg)
+    assert path.read_bytes() == damaged and "wrote " not in log
+
+
 # ------------------------------------------------------------------ a write that fails
 def test_a_full_disk_leaves_no_file_and_one_line(pristine, tmp_path, monkeypatch):
     """One job's write fails with ENOSPC halfway through its bytes: the job ends with one line,
