@@ -124,7 +124,8 @@ def write(table: pd.DataFrame, path: Path) -> None:
         after = (f"its temporary file {left[0].name} could not be removed (the next run of the job "
                  "removes it)" if left else "no file was left")
         raise WriteError(
-            f"could not write {path}: {store.os_error(err)}; {after}, and the next run computes this job"
+            f"could not write {path}: {store.os_error(err)}; {after}, and the next run computes "
+            "this job"
         ) from err
 
 

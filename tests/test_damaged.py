@@ -280,8 +280,8 @@ def test_files_of_other_versions_are_counted_and_left_out_unless_asked(pristine,
     assert lines == [
         f"{folder}: result files by version: 1 of results version {now - 1} (code version "
         f"v-old 1); {JOBS} of results version {now} (code version {code} {JOBS}); 1 of results "
-        f"version not recorded (code version v-older 1); only the {JOBS} of results version {now} (this "
-        f"code's) used, 2 left out; allow_mixed=true uses them too"
+        f"version not recorded (code version v-older 1); only the {JOBS} of results version "
+        f"{now} (this code's) used, 2 left out; allow_mixed=true uses them too"
     ]
     _complete(folder, pristine[1])
     assert used["config_hash"].nunique() == JOBS
