@@ -1,16 +1,24 @@
 """Reading a results directory: every ``*.parquet`` file directly inside it, one per job.
 
 Only whole files are read: a job's file appears by an atomic rename, and the hidden temporary
-files of a writer (names starting with ".") are skipped. Each file is checked before its rows are
-used, and a file that fails a check stops the reading with one line naming the file and the
-problem (``ResultsError``):
+files of a writer (names starting with ".") are skipped, as are the sub-folders (``pilot/``, and
+``damaged/``, where a study's preflight puts the files it found damaged). Each file is checked
+before its rows are used, and a file that fails a check stops the reading with one line naming the
+file, the problem and the repair (``ResultsError``): the study's own command, run again, moves a
+damaged file of one of its jobs aside to ``damaged/`` and computes the job again.
 
 * it must be a readable parquet file (not truncated or damaged);
-* it must have the ``REQUIRED`` columns, each of its kind (text, integer, number);
-* it must hold one job (one ``config_hash``) with the same estimands for replicates 0..R-1, each
-  (replicate, param, index) once (the pilot file of a job with replicates=auto, whose
-  ``replicates_mode`` is ``pilot``: for consecutive replicates from its first, which
-  ``runs.auto`` draws from an index range of their own).
+* it must have the ``REQUIRED`` columns, each of its kind (text, integer, number;
+  ``schema_problem``, which the study's preflight applies too);
+* it must hold one job (one ``config_hash``), the job its name ends with where the name ends
+  with a config hash (``<...>-<12 hex digits>.parquet``, as ``runs.job`` names them), with the
+  same estimands for replicates 0..R-1, each (replicate, param, index) once (the pilot file of a
+  job with replicates=auto, whose ``replicates_mode`` is ``pilot``: for consecutive replicates
+  from its first, which ``runs.auto`` draws from an index range of their own).
+
+Files of another results version than the code's (``models.engine.RESULTS_VERSION``: fits changed
+since they were computed), or that record none, are left out, with one line that counts the files
+of each version (``analysis.versions``); ``allow_mixed=True`` uses them too.
 
 A folder holds either result files or pilot files (``<study>/pilot/``, which a study's folder
 does not read: it has no sub-folders); a pilot file among result files is refused, since its
@@ -24,21 +32,25 @@ same data sets), and specs of one cell with different planned counts are still o
 Across files, no job may be counted twice: two files whose identity columns (all but the
 per-row and the provenance ones) are equal hold the same job (cell, prior, settings, seed), so
 their replicates are the same data sets. If they come from different code or config versions
-(another ``code_version``, another ``config_hash``: more replicates, a new results version) they
-are refused unless ``allow_mixed=True``, which keeps both as separate jobs; two files of one
-``config_hash`` are the same computation twice and are always refused. Files of different jobs
+(another ``code_version``, another ``config_hash``: more replicates, another results version when
+``allow_mixed`` lets those in) they are refused unless ``allow_mixed=True``, which keeps both as
+separate jobs; two files of one ``config_hash`` are the same computation twice and are always
+refused. Files of different jobs
 (a sweep over any setting) are read together.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from analysis import versions
 
 REQUIRED = {  # column: kind
     "study": "text", "scenario": "text", "prior": "text", "replicate": "integer",
@@ -47,7 +59,10 @@ REQUIRED = {  # column: kind
     "ess_bulk": "number", "n_divergent": "integer", "status": "text", "config_hash": "text",
 }
 
-PROVENANCE = ("config_hash", "code_version", "package_versions", "created_at", "job_seconds")
+PROVENANCE = (
+    "config_hash", "results_version", "code_version", "package_versions", "created_at",
+    "job_seconds",
+)
 """Columns that say how and when a job was computed, not which job it is."""
 
 _KINDS = {
@@ -61,11 +76,21 @@ class ResultsError(ValueError):
     """A result file that cannot be read or summarised, or two that must not be mixed."""
 
 
+REPAIR = (
+    "to repair it, run the study's command again (python -m runs.study with the study's "
+    "settings): it moves the file aside to {folder}/damaged/ and computes its job again"
+)
+"""How a damaged file of a study is repaired (``runs.study``'s preflight, ``runs.verify``)."""
+
+_NAMED_HASH = re.compile(r"-([0-9a-f]{12})\.parquet$")
+
+
 def read_results(results_dir, allow_mixed: bool | str = False) -> pd.DataFrame:
     """All rows of a results directory, each file checked (see the module's docstring).
 
-    ``allow_mixed`` (a bool, or "true"/"false" from a command line) keeps two files of the same
-    job from different code or config versions instead of refusing them.
+    ``allow_mixed`` (a bool, or "true"/"false" from a command line) uses the files of other
+    results versions too, and keeps two files of the same job from different code or config
+    versions instead of refusing them.
     """
     allow_mixed = _flag(allow_mixed)
     folder = Path(results_dir)
@@ -75,6 +100,7 @@ def read_results(results_dir, allow_mixed: bool | str = False) -> pd.DataFrame:
     if not files:
         raise FileNotFoundError(f"results_dir={str(folder)!r} holds no *.parquet result files")
     frames = [read_file(f) for f in files]
+    files, frames = versions.select(folder, files, frames, allow_mixed)
     pilots = [f for f, df in zip(files, frames) if _is_pilot(df)]
     if pilots and len(pilots) < len(files):
         raise ResultsError(
@@ -94,20 +120,34 @@ def read_file(path) -> pd.DataFrame:
     except (OSError, pa.ArrowException, ValueError) as err:
         raise ResultsError(
             f"{path}: not a readable parquet file, damaged or truncated "
-            f"({_one_line(err)}); delete it and rerun the study to recompute its job"
+            f"({_one_line(err)}); {repair(path)}"
         ) from None
-    for column, kind in REQUIRED.items():
-        if column not in table.column_names:
-            raise ResultsError(f"{path}: not a hierbench result file: no column '{column}'")
-        ok, what = _KINDS[kind]
-        if not ok(table.schema.field(column).type):
-            raise ResultsError(
-                f"{path}: not a hierbench result file: column '{column}' holds "
-                f"{table.schema.field(column).type}, not {what}"
-            )
+    problem = schema_problem(table.schema)
+    if problem:
+        raise ResultsError(f"{path}: not a hierbench result file: {problem}; {repair(path)}")
     df = table.to_pandas()
-    _check_one_job(path, df)
+    try:
+        _check_one_job(path, df)
+    except ResultsError as err:
+        raise ResultsError(f"{err}; {repair(path)}") from None
     return df
+
+
+def repair(path: Path) -> str:
+    """How a damaged result file ``path`` is repaired, in words (``REPAIR``)."""
+    return REPAIR.format(folder=Path(path).parent)
+
+
+def schema_problem(schema: pa.Schema) -> str | None:
+    """What keeps ``schema`` from being a result file's (a ``REQUIRED`` column missing, or of
+    another kind), in words; None if nothing does. Reads nothing but the schema."""
+    for column, kind in REQUIRED.items():
+        if column not in schema.names:
+            return f"no column '{column}'"
+        ok, what = _KINDS[kind]
+        if not ok(schema.field(column).type):
+            return f"column '{column}' holds {schema.field(column).type}, not {what}"
+    return None
 
 
 def _check_one_job(path: Path, df: pd.DataFrame) -> None:
@@ -116,6 +156,12 @@ def _check_one_job(path: Path, df: pd.DataFrame) -> None:
         raise ResultsError(
             f"{path}: holds rows of {len(hashes)} jobs (config_hash "
             f"{', '.join(map(str, hashes))}); a result file holds one job"
+        )
+    named = _NAMED_HASH.search(path.name)
+    if named and named.group(1) != hashes[0]:
+        raise ResultsError(
+            f"{path}: holds the rows of job {hashes[0]} (config_hash), but its name is job "
+            f"{named.group(1)}'s: another job's file in its place"
         )
     keys = ["replicate", "param", "index"]
     repeated = df.duplicated(keys)
@@ -167,13 +213,13 @@ def _refuse_duplicate_jobs(files: list[Path], frames: list[pd.DataFrame], allow_
             )
         if allow_mixed:
             continue
-        versions = [
-            f"{c} {a[c]} vs {b[c]}" for c in ("config_hash", "code_version")
+        differ = [
+            f"{c} {a[c]} vs {b[c]}" for c in ("config_hash", "results_version", "code_version")
             if c in a and c in b and a[c] != b[c]
         ]
         raise ResultsError(
             f"{first} and {second} hold the same job ({_describe(a)}) from different code or "
-            f"config versions ({'; '.join(versions)}): its replicates would count twice; "
+            f"config versions ({'; '.join(differ)}): its replicates would count twice; "
             "remove the older file, or pass allow_mixed=true to keep both as separate jobs"
         )
 

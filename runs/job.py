@@ -13,6 +13,13 @@ A fit that raises (an XLA or NumPyro error) does not lose the job: its replicate
 at a time, and those that still fail get rows with ``status = failed``, NaN summaries, the error in
 ``skip_reason`` and their ``seed`` and ``replicate``, so that ``runs.replay`` can refit exactly that
 data set. Only a job whose every replicate fails raises (and writes nothing).
+
+A result file that exists is checked before the job is skipped (``runs.verify``), since a job can
+start without the sweep's preflight (on a cluster, or alone): a damaged file is moved aside to
+``<study>/damaged/`` and the job runs again (a file that cannot be moved ends the job as a
+failed write does). A write that fails (no space left, permission lost, a
+disk error) raises ``WriteError``, one line naming the file and the cause; no file and no
+temporary file are left, so the next run computes the job.
 """
 
 from __future__ import annotations
@@ -29,9 +36,13 @@ from omegaconf import DictConfig, OmegaConf
 import models
 import sim
 from models import closed_form, engine
-from runs import auto, config, store
+from runs import auto, config, store, verify
 
 log = logging.getLogger(__name__)
+
+
+class WriteError(RuntimeError):
+    """A result file that could not be written: one line naming the file and the cause."""
 
 
 def result_path(cfg: DictConfig, config_hash: str) -> Path:
@@ -68,8 +79,16 @@ def run(cfg: DictConfig) -> Path:
     for tmp in [*store.remove_stale_temps(path), *store.remove_stale_temps(pilot_path(path))]:
         log.info("removed %s, left by a writer that was killed", tmp.name)
     if path.exists() and not cfg.force:
-        log.info("skip %s: result exists (force=true recomputes)", path)
-        return path
+        wanted = None if cfg.replicates == "auto" else int(cfg.replicates)
+        damage = verify.problem(path, chash, wanted)
+        if damage is None:
+            log.info("skip %s: result exists (force=true recomputes)", path)
+            return path
+        try:
+            aside = verify.set_aside(path, damage)
+        except verify.CannotSetAside as err:
+            raise WriteError(str(err)) from err
+        log.warning("%s: damaged, %s; moved to %s, its job runs again", path, damage, aside)
     _use_compilation_cache(cfg.get("compilation_cache"))
 
     started = time.perf_counter()
@@ -81,7 +100,7 @@ def run(cfg: DictConfig) -> Path:
     n_rep = table["replicate"].nunique()
     for k, v in store.provenance(chash, seconds).items():
         table[k] = v
-    store.write_atomic(table, path)
+    write(table, path)
     status = table.drop_duplicates("replicate")["status"]
     if (status == "skipped").any():
         log.warning(
@@ -94,6 +113,20 @@ def run(cfg: DictConfig) -> Path:
         "or failed)", path, n_rep, seconds, seconds / n_rep, n_bad,
     )
     return path
+
+
+def write(table: pd.DataFrame, path: Path) -> None:
+    """``store.write_atomic``, whose ``OSError`` becomes a ``WriteError`` of one line."""
+    try:
+        store.write_atomic(table, path)
+    except OSError as err:
+        left = store.own_temps(path)
+        after = (f"its temporary file {left[0].name} could not be removed (the next run of the job "
+                 "removes it)" if left else "no file was left")
+        raise WriteError(
+            f"could not write {path}: {store.os_error(err)}; {after}, and the next run computes "
+            "this job"
+        ) from err
 
 
 def _compute_auto(cfg: DictConfig, chash: str, path: Path) -> pd.DataFrame:
@@ -134,7 +167,7 @@ def _compute_auto(cfg: DictConfig, chash: str, path: Path) -> pd.DataFrame:
         rows["replicates_mode"] = "pilot"
         for k, v in store.provenance(chash, time.perf_counter() - started).items():
             rows[k] = v
-        store.write_atomic(rows, pilot_file)
+        write(rows, pilot_file)
         pilot = [rows]
     outcome = auto.two_stage(fit, mcse, settings, pilot=pilot, on_batch=report)
     log.info("auto: the pilot's MCSEs, %s, plan %s main replicates (each target needs %s)",

@@ -28,17 +28,20 @@ Columns, in order (README, "Result files", documents each):
   high_rhat, divergent, nonfinite, skipped; ``runs.job`` adds failed for a fit that raised;
   see ``estimand_status``) and ``skip_reason`` (why a data set was not fitted, or the error of a
   failed fit, else "");
-* provenance: ``config_hash``, ``code_version``, ``package_versions`` (JSON), ``created_at``
-  (UTC), ``job_seconds``.
+* provenance: ``config_hash``, ``results_version`` (``models.engine.RESULTS_VERSION`` of the code
+  that wrote the file), ``code_version``, ``package_versions`` (JSON), ``created_at`` (UTC),
+  ``job_seconds``.
 
 Files are written under a temporary name in the same folder, flushed to disk and renamed into
 place, so a reader never sees half a file, even when the writer is killed; the next job that
-writes the same file removes a killed writer's temporary file.
+writes the same file removes a killed writer's temporary file. A write that fails (no space left,
+permission lost, a disk error) removes its temporary file before the error propagates.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import functools
 import glob
 import importlib.metadata
@@ -53,6 +56,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from models import engine
 from models.engine import LEVELS, QUANTILES, FitSummary
 
 RHAT_LIMIT = 1.01
@@ -201,13 +205,30 @@ def write_atomic(df: pd.DataFrame, path: Path) -> None:
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        try:
+            Path(tmp).unlink(missing_ok=True)
+        except OSError:  # the folder itself failed: the error that matters is the write's
+            pass
         raise
     _fsync_folder(path.parent)
 
 
+def os_error(err: OSError) -> str:
+    """An ``OSError`` in words: its message and its errno's name, e.g. "No space left on device
+    (ENOSPC)"."""
+    name = errno.errorcode.get(err.errno) if err.errno else None
+    text = err.strerror or " ".join(str(err).split()) or type(err).__name__
+    return f"{text} ({name})" if name else text
+
+
 def _temp_prefix(path: Path) -> str:
     return f".{path.name}.{socket.gethostname()}@{os.getpid()}."
+
+
+def own_temps(path: Path) -> list[Path]:
+    """The temporary files of ``path`` that this process has open or left (none after a write,
+    whole or failed, unless the folder refused their removal)."""
+    return sorted(path.parent.glob(f"{glob.escape(_temp_prefix(path))}*.tmp"))
 
 
 STALE_AFTER_S = 3600.0
@@ -291,8 +312,11 @@ def _version(name: str) -> str:
 
 
 def provenance(config_hash: str, seconds: float) -> dict:
+    """The provenance columns of a table written now (see the module's docstring); the results
+    version is read when called, so the file records the version of the code that computed it."""
     return {
         "config_hash": config_hash,
+        "results_version": engine.RESULTS_VERSION,
         "code_version": code_version(),
         "package_versions": package_versions(),
         "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

@@ -7,12 +7,17 @@ Before any job starts, ``Preflight`` (a Hydra callback, ``hydra.callbacks.prefli
 the config of every job of the sweep and checks it (``runs.config.validate``: values, and that
 the results folder takes files), refuses a sweep that lists one job twice, and says how many
 jobs are done already; a bad value stops the whole sweep with one line, before anything is
-written; a sweep whose every job is done ends there. After each job it logs how many jobs and
-replicates of the sweep are done and an estimate of the time left. A job with ``replicates=auto`` learns its replicate count as it runs:
-its replicates are counted from its file when it is done, and a sweep with such jobs says so,
-counts the replicates done so far, and estimates the time left by jobs. It runs with any
-launcher (joblib, submitit): the launcher carries the callback to the processes that run the
-jobs.
+written. A job counts as done when its result file passes ``runs.verify``'s checks (footer,
+schema, rows, the job's hash and replicates, never the whole file); a file that fails is moved
+aside to ``<study>/damaged/``, the preflight's line counts it, and its job runs again. A sweep
+whose every job is done ends there. After each job it logs how many jobs and replicates of the
+sweep are done and an estimate of the time left. A job with ``replicates=auto`` learns its
+replicate count as it runs: its replicates are counted from its file when it is done, and a
+sweep with such jobs says so, counts the replicates done so far, and estimates the time left by
+jobs. A job whose result file cannot be written (no space left, say) ends with one line naming
+the file and the cause while the sweep goes on; at the sweep's end one line counts the jobs that
+wrote no file, and the program exits with status 1. It runs with any launcher (joblib,
+submitit): the launcher carries the callback to the processes that run the jobs.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ import pyarrow.parquet as pq
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from runs import config, job
+from runs import config, job, verify
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +42,26 @@ BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="study")
 def main(cfg: DictConfig) -> None:
-    job.run(cfg)
+    if not run_job(cfg) and _single_run():
+        sys.exit(1)
+
+
+def run_job(cfg: DictConfig) -> bool:
+    """Run one job; a result file that cannot be written ends it with one line (the sweep goes
+    on, and its end counts the job). Return whether the job's file is there."""
+    try:
+        job.run(cfg)
+    except job.WriteError as err:
+        log.error("%s", err)
+        return False
+    return True
+
+
+def _single_run() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.get().mode == RunMode.RUN
 
 
 def sweep_jobs(cfg: DictConfig) -> list[tuple[list[str], DictConfig]]:
@@ -83,6 +107,7 @@ class Plan:
 
     def __init__(self, jobs: list[tuple[list[str], DictConfig]]):
         self.paths: list[str] = []
+        self.hashes: list[str] = []
         self.replicates: list[int | None] = []
         self.auto: dict[int, tuple[int, int]] = {}  # job number -> (pilot, cap) of auto jobs
         self.forced: list[bool] = []
@@ -93,7 +118,8 @@ class Plan:
                 config.validate(cfg, writable=False)
             except config.ConfigError as err:
                 raise config.ConfigError(f"{err} (job #{number}: {' '.join(overrides)})") from None
-            path = job.planned_path(cfg)
+            chash = config.config_hash(config.identity(cfg))
+            path = job.result_path(cfg, chash)
             if path in first:
                 raise config.ConfigError(
                     f"jobs #{first[path]} and #{number} are the same job ({path.name}): "
@@ -101,6 +127,7 @@ class Plan:
                 )
             first[path] = number
             self.paths.append(str(path.absolute()))
+            self.hashes.append(chash)
             if cfg.replicates == "auto":
                 self.replicates.append(None)
                 self.auto[number] = (int(cfg.auto.pilot), int(cfg.auto.cap))
@@ -109,7 +136,37 @@ class Plan:
             self.forced.append(bool(cfg.force))
         for folder in sorted({Path(p).parent for p in self.paths}):
             config.check_writable(folder, "results_root", str(folder.parent))
+        self.damaged: list[Path] = []  # where set_aside_damaged put the files it moved
         self.done_before = self.done()[0]
+
+    def set_aside_damaged(self) -> list[Path]:
+        """Check the result file of every job that would be skipped (``runs.verify``); move each
+        that fails to ``damaged/`` beside it, so that its job runs again. Return where they went
+        (one warning line each names the file and what is wrong with it); ``ConfigError`` naming
+        a file that cannot be moved."""
+        for path, chash, wanted, forced in zip(self.paths, self.hashes, self.replicates,
+                                               self.forced):
+            path = Path(path)
+            if forced or not path.exists():
+                continue
+            damage = verify.problem(path, chash, wanted)
+            if damage is not None:
+                try:
+                    self.damaged.append(verify.set_aside(path, damage))
+                except verify.CannotSetAside as err:
+                    raise config.ConfigError(str(err)) from None
+                log.warning("preflight: %s: damaged, %s; moved to %s", path, damage,
+                            self.damaged[-1])
+        self.done_before = self.done()[0]
+        return self.damaged
+
+    def missing(self) -> list[Path]:
+        """The jobs' result files that are not there (for a job with force=true: not written since
+        the sweep started)."""
+        return [
+            Path(p) for p, forced in zip(self.paths, self.forced)
+            if not _written_since(Path(p), self.started if forced else None)
+        ]
 
     def done(self) -> tuple[int, int]:
         """(jobs, replicates) whose result file exists (for a job run with force=true: was
@@ -199,11 +256,18 @@ class Preflight(Callback):
                      config.hydra.sweeper.get("_target_"))
             return
         self.plan = _stop_on_error(lambda: Plan(sweep_jobs(config)))
+        damaged = _stop_on_error(self.plan.set_aside_damaged)
         n = len(self.plan.paths)
+        aside = ""
+        if damaged:
+            folders = ", ".join(sorted({str(p.parent) for p in damaged}))
+            many = len(damaged) > 1
+            aside = (f"; {len(damaged)} result file{'s' if many else ''} damaged, moved to "
+                     f"{folders}: {'their jobs run' if many else 'its job runs'} again")
         log.info(
             "preflight: %d jobs (%s) checked; %d done already (skipped unless "
-            "force=true), %d to run", n, self.plan.size(), self.plan.done_before,
-            n - self.plan.done_before,
+            "force=true), %d to run%s", n, self.plan.size(), self.plan.done_before,
+            n - self.plan.done_before, aside,
         )
         if self.plan.done_before == n:  # (a job with force=true is never done before)
             # nothing to compute: end here rather than start a worker per job only to skip it
@@ -213,6 +277,19 @@ class Preflight(Callback):
     def on_job_end(self, config: DictConfig, job_return, **kwargs) -> None:
         if self.plan is not None:
             log.info(self.plan.progress())
+
+    def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        """The sweep's end: if some jobs wrote no result file, one line counts and names them, and
+        the program exits with status 1 (the same command runs them again)."""
+        if self.plan is None:
+            return
+        missing = self.plan.missing()
+        if missing:
+            names = ", ".join(p.name for p in missing[:3]) + (", ..." if len(missing) > 3 else "")
+            sys.exit(
+                f"error: {len(missing)} of {len(self.plan.paths)} jobs wrote no result file "
+                f"({names}; the lines above say why): the same command runs them again"
+            )
 
 
 def _check_one(cfg: DictConfig) -> None:

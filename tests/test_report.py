@@ -8,6 +8,7 @@ import pytest
 
 from analysis import report
 from analysis.measures import summarize
+from models import engine
 from tests.test_analysis import _study
 
 
@@ -21,6 +22,7 @@ def results(tmp_path_factory):
     df["tau"] = np.where(df["seed"] % 2 == 0, 0.5, 2.0)
     df["group_size"] = np.where(df["seed"] < 2, 5, 20)
     df["method"], df["ess_bulk"], df["code_version"] = "nuts", 400.0, "v1"
+    df["results_version"] = engine.RESULTS_VERSION
     for h, part in df.groupby("config_hash"):
         part.to_parquet(folder / f"{h}.parquet", index=False)
     return folder, df

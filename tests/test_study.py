@@ -22,7 +22,8 @@ DOCUMENTED = [
     "replicate", "param", "index", "true_value", "raw_estimate", "posterior_mean", "posterior_sd",
     "posterior_median", "lower_50", "upper_50", "lower_80", "upper_80", "lower_90", "upper_90",
     "lower_95", "upper_95", "truth_cdf", "rhat", "ess_bulk", "n_divergent", "n_max_treedepth", "n_leapfrog",
-    "status", "skip_reason", "config_hash", "code_version", "package_versions", "created_at", "job_seconds",
+    "status", "skip_reason", "config_hash", "results_version", "code_version", "package_versions",
+    "created_at", "job_seconds",
 ]
 
 
