@@ -18,12 +18,16 @@ J = 1) the averages are the single values and the formulas are those of Morris, 
     coverage_L     share of L % intervals holding the truth   MCSE: sd_r / sqrt(R)
     width_L        mean width of the L % intervals       MCSE: sd_r / sqrt(R)
     coverage_clean_L  coverage over the fits with clean diagnostics (no divergent transition,
-                   every R-hat <= 1.01); ``n_clean`` of them      MCSE: sd_r / sqrt(n_clean)
+                   every R-hat of the family <= 1.01); ``n_clean`` of them
+                                                         MCSE: sd_r / sqrt(n_clean)
     shrinkage      1 - the slope of the posterior means on the groups' own estimates, per
                    replicate (0: no pooling, 1: complete pooling; theta and p only)
-    divergent_rate, nonconverged_rate, flagged_rate   shares of fits with a divergent
-                   transition, with an R-hat > 1.01, with any status other than ok
-                                                         MCSE: sd_r / sqrt(R)
+    divergent_rate share of fits with a divergent transition     MCSE: sd_r / sqrt(R)
+    nonconverged_rate, flagged_rate   share of the family's estimands with an R-hat > 1.01,
+                   and with a status other than ok (``runs.store.estimand_status``: divergent,
+                   high R-hat, low bulk or tail ESS, ...), averaged over fits: per estimand, so
+                   that the rate does not grow with the number of groups, and per family, so
+                   that one tau does not hide behind twenty thetas      MCSE: sd_r / sqrt(R)
 
 For a mean over replicates, sd_r(x_r) / sqrt(R) with the ddof = 1 sd is Table 6's formula (for
 coverage, Table 6 writes sqrt(p (1 - p) / R), the same up to a factor sqrt(R / (R - 1))). For a
@@ -78,8 +82,9 @@ _PAIRED = ("bias", "mse", "posterior_variance", "shrinkage", "coverage_90", "wid
 
 
 def fit_diagnostics(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per (job, replicate): whether the fit had a divergent transition, an R-hat over
-    RHAT_LIMIT on any estimand, clean diagnostics (neither), a status other than ok, or was
+    """One row per (job, replicate) of the rows ``df`` (one estimand family): whether the fit had
+    a divergent transition, the share of the estimands with an R-hat over RHAT_LIMIT and with a
+    status other than ok, clean diagnostics (no divergence, no R-hat over the limit), or was
     skipped. NaN for what does not apply (closed-form specs make no draws)."""
     flags = pd.DataFrame({
         "config_hash": df["config_hash"], "replicate": df["replicate"],
@@ -89,8 +94,11 @@ def fit_diagnostics(df: pd.DataFrame) -> pd.DataFrame:
         "_skipped": df["status"] == "skipped",
         "_draws": df["rhat"].notna(),
     })
-    out = flags.groupby(["config_hash", "replicate"], sort=True).max().astype(float)
+    groups = flags.groupby(["config_hash", "replicate"], sort=True)
+    out = groups.max().astype(float)
     out["_clean"] = 1.0 - np.maximum(out["_divergent"], out["_nonconverged"])
+    shares = groups[["_nonconverged", "_flagged"]].mean()
+    out["_nonconverged"], out["_flagged"] = shares["_nonconverged"], shares["_flagged"]
     no_draws = out["_draws"] == 0
     out.loc[no_draws, ["_divergent", "_nonconverged", "_clean"]] = np.nan
     skipped = out["_skipped"] == 1
@@ -122,7 +130,7 @@ def per_replicate(df: pd.DataFrame, param: str = "theta") -> pd.DataFrame:
     out = rows.groupby(keys, sort=True)[value_cols].mean()
     out["_n"] = rows.groupby(keys, sort=True)["_n"].sum()
     out["_shrink"] = _shrinkage(rows)
-    out = out.join(fit_diagnostics(df), how="left")
+    out = out.join(fit_diagnostics(rows), how="left")
     for lv in LEVELS:
         if f"_cover_{lv}" in out:
             out[f"_cover_clean_{lv}"] = out[f"_cover_{lv}"].where(out["_clean"] == 1)

@@ -19,7 +19,7 @@ import pkgutil
 from types import ModuleType
 
 # Modules of this package that are machinery, not prior specs.
-_MACHINERY = {"engine", "nuts", "diagnostics", "likelihood", "priors", "closed_form"}
+_MACHINERY = {"engine", "nuts", "diagnostics", "likelihood", "priors", "closed_form", "collapse", "exact"}
 
 
 def available() -> list[str]:

@@ -90,6 +90,8 @@ def run(cfg: DictConfig) -> tuple[Path, pd.DataFrame]:
     table = store.rows(
         fit, truth, np.array([0]), identity_cols, raw=closed_form.raw_estimates(ds.batch()),
         chains=cfg.inference.chains,
+        exact=job.exact_posterior(cfg.prior.spec, hyper, ds.batch(),
+                                  {k: v for k, v in truth.items() if k in engine.ESTIMANDS}),
     ).drop(columns="replicate")
     per_group = table["param"].isin(("theta", "p"))
     table.insert(

@@ -35,7 +35,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import models
 import sim
-from models import closed_form, engine
+from models import closed_form, engine, exact
 from runs import auto, config, store, verify
 
 log = logging.getLogger(__name__)
@@ -266,7 +266,7 @@ def compute(cfg: DictConfig, replicates: np.ndarray) -> pd.DataFrame:
     table = store.rows(
         summary, truth, replicates, identity_cols,
         raw=closed_form.raw_estimates(data), n_draws=inference.chains * inference.draws,
-        chains=inference.chains,
+        chains=inference.chains, exact=exact_posterior(cfg.prior.spec, hyper, data, reference),
     )
     for i, reason in failures.items():
         failed = table["replicate"] == replicates[i]
@@ -277,12 +277,23 @@ def compute(cfg: DictConfig, replicates: np.ndarray) -> pd.DataFrame:
     return table
 
 
+def exact_posterior(spec: str, hyper: dict, data: dict, truth: dict) -> dict | None:
+    """The exact posterior's summaries where the spec has a quadrature reduction
+    (``models.exact``), else None; a quadrature that fails is said in one line, and its columns
+    stay NaN (the fits are kept)."""
+    try:
+        return exact.moments(spec, hyper, data, truth)
+    except Exception as err:  # noqa: BLE001  (the exact columns are optional; the fits are not)
+        log.warning("exact posterior of %s not computed: %s", spec, _line(err))
+        return None
+
+
 def _result_columns(table: pd.DataFrame) -> list[str]:
     """The columns a fit computes (NaN for a fit that failed)."""
     return [
         c for c in table.columns
-        if c.startswith(("posterior_", "lower_", "upper_"))
-        or c in ("truth_cdf", "rhat", "ess_bulk")
+        if c.startswith(("posterior_", "lower_", "upper_", "mcse_", "ess_"))
+        or c in ("truth_cdf", "rhat", "sampled_rhat", "sampled_ess")
     ]
 
 

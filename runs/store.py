@@ -20,7 +20,9 @@ Columns, in order (README, "Result files", documents each):
 * the posterior: ``posterior_mean``, ``posterior_sd``, ``posterior_median``, and ``lower_L`` /
   ``upper_L`` for the central L % interval, L in 50, 80, 90, 95, and ``truth_cdf``, the posterior
   probability below the true value (the share of draws below it; NaN for closed-form specs), from
-  which the coverage of a central interval of any level follows;
+  which the coverage of a central interval of any level follows; ``exact_mean``, ``exact_sd``
+  and ``exact_truth_cdf``: the same of the exact posterior, where the spec has a quadrature
+  reduction (``models.exact``; NaN elsewhere);
 * diagnostics: ``mcse_mean`` and ``mcse_sd`` (Monte Carlo standard errors of the posterior mean
   and sd), ``rhat``, ``ess_bulk`` and ``ess_tail`` (this estimand), ``n_divergent``,
   ``n_max_treedepth``, ``n_leapfrog``, ``sampled_rhat`` and ``sampled_ess`` (the whole fit; the
@@ -110,6 +112,7 @@ def rows(
     raw: dict | None = None,
     n_draws: int | None = None,
     chains: int | None = None,
+    exact: dict | None = None,
 ) -> pd.DataFrame:
     """The long table of one job: identity columns first, then one row per (replicate, estimand).
 
@@ -145,6 +148,10 @@ def rows(
             cols[f"lower_{pct}"] = s.quantiles[:, _find(q_index, (1 - level) / 2), :].ravel()
             cols[f"upper_{pct}"] = s.quantiles[:, _find(q_index, (1 + level) / 2), :].ravel()
         cols["truth_cdf"] = np.asarray(cdf, float).ravel()
+        exact_site = (exact or {}).get(name)
+        for i, column in enumerate(("exact_mean", "exact_sd", "exact_truth_cdf")):
+            cols[column] = (np.full(n_rep * n_par, np.nan) if exact_site is None
+                            else np.asarray(exact_site[i], float).reshape(n_rep, n_par).ravel())
         cols["mcse_mean"] = s.mcse_mean.ravel()
         cols["mcse_sd"] = s.mcse_sd.ravel()
         cols["rhat"] = s.rhat.ravel()
