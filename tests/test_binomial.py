@@ -9,7 +9,6 @@ z = 5 Monte Carlo standard errors from the fit's own ESS and MCSE, with the powe
 import jax
 import numpy as np
 import pandas as pd
-import pytest
 from scipy import integrate, special, stats
 
 import sim

@@ -142,7 +142,6 @@ def test_invariance_check_fails_perturbed_draws(engine_chains):
         assert test_sampler.invariance_failures(perturbed) != [], name
 
 
-@pytest.mark.slow
 def test_parity_check_fails_uniform_progressive_sampling(engine_chains, numpyro_chains,
                                                          starts, monkeypatch):
     """Uniform progressive sampling between subtrees (the subtree's share of the weight, in
@@ -156,8 +155,3 @@ def test_parity_check_fails_uniform_progressive_sampling(engine_chains, numpyro_
     failures = test_sampler.parity_failures(wrong, wrong_steps, theirs, steps_theirs)
     assert any("jump" in f for f in failures), failures
 
-
-# the fixtures of test_sampler, shared
-starts = test_sampler.starts
-engine_chains = test_sampler.engine_chains
-numpyro_chains = test_sampler.numpyro_chains

@@ -143,19 +143,8 @@ def parity_failures(ours, steps_ours, theirs, steps_theirs) -> list[str]:
     return out
 
 
-@pytest.fixture(scope="module")
-def starts():
-    return exact_draws(np.random.default_rng(20), C)
-
-
-@pytest.fixture(scope="module")
-def engine_chains(starts):
-    return run_engine(starts)
-
-
-@pytest.fixture(scope="module")
-def numpyro_chains(starts):
-    return run_numpyro(starts)
+# the fixtures ``starts``, ``engine_chains`` and ``numpyro_chains`` (tests/conftest.py, shared
+# with tests/test_power.py): exact_draws(rng 20, C), then run_engine and run_numpyro from them
 
 
 def test_the_transition_keeps_the_exact_distribution(engine_chains):
