@@ -28,14 +28,17 @@ def split_chains(x):
 
 def z_scale(x):
     """Rank-normalize: average ranks over all draws, then the normal quantile of Blom's
-    (rank - 3/8) / (S + 1/4)."""
+    (rank - 3/8) / (S + 1/4). A NaN draw stays NaN and the others are ranked among themselves,
+    S still counting every draw (ArviZ's ``rankdata(nan_policy="omit")``), so that R-hat and ESS
+    of a series with a NaN are NaN, as ArviZ's are."""
     flat = x.ravel()
-    ordered = jnp.sort(flat)
+    ordered = jnp.sort(flat)  # NaNs sort last: the ranks of the others are among themselves
     # average rank of tied values: (first + last position, 1-based) / 2
     rank = (
         jnp.searchsorted(ordered, flat, side="left") + jnp.searchsorted(ordered, flat, side="right") + 1
     ) / 2.0
-    return ndtri((rank - 0.375) / (flat.size + 0.25)).reshape(x.shape)
+    z = ndtri((rank - 0.375) / (flat.size + 0.25))
+    return jnp.where(jnp.isnan(flat), jnp.nan, z).reshape(x.shape)
 
 
 def _rhat(x):

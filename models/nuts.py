@@ -51,17 +51,41 @@ RESTART_SHARE = 4
 """At most one chain in this many starts its next iteration in a given turn (the others whose
 trees are complete wait a turn): the random numbers of a new iteration are drawn only for them."""
 
-_MOMENTUM, _DIRECTIONS = 0x10000, 0x20000
-"""Counter offsets of a chain's random numbers within an iteration (leaves count from 0)."""
+_MOMENTUM, _DIRECTIONS, _START = 0x10000, 0x20000, 0x30000
+"""Counter offsets of a chain's random numbers within an iteration (leaves count from 0); a
+redrawn start (``finite_start``) takes ``_START`` with its attempt in place of the iteration."""
+
+MAX_TREE_DEPTH = 16
+"""The deepest tree the sampler can build. A tree of depth D has at most 2^D - 1 leaves,
+numbered 0 .. 2^D - 2 in the counter of the leaf's random numbers: at D = 17 that counter
+reaches ``_MOMENTUM`` (2^16), so leaves would reuse the momentum's random bits. (Beyond that,
+the doubling directions are bits of one uint32, exhausted at D = 33, and the int32 count of
+leaves overflows at D = 32.)"""
+
+START_TRIES = 100
+"""Attempts at a start whose potential energy and gradient are finite (NumPyro's
+``find_valid_initial_params`` makes as many)."""
 
 
-class Settings(NamedTuple):
-    """NUTS settings (static: part of the compiled program)."""
-
+class _SettingsFields(NamedTuple):
     warmup: int
     draws: int
     target_accept: float
     max_tree_depth: int
+
+
+class Settings(_SettingsFields):
+    """NUTS settings (static: part of the compiled program); ``max_tree_depth`` from 1 to
+    ``MAX_TREE_DEPTH``."""
+
+    __slots__ = ()
+
+    def __new__(cls, warmup, draws, target_accept, max_tree_depth):
+        if not 1 <= max_tree_depth <= MAX_TREE_DEPTH:
+            raise ValueError(
+                f"max_tree_depth={max_tree_depth}: the sampler supports 1 to {MAX_TREE_DEPTH}"
+            )
+        return super().__new__(cls, warmup, draws, target_accept, max_tree_depth)
 
 
 class Trace(NamedTuple):
@@ -146,6 +170,57 @@ def _normal(seed, it, d):
     return jnp.sqrt(2.0) * jax.lax.erf_inv(jnp.maximum(lo, 2.0 * u - 1.0))
 
 
+def tree_depth(num_steps):
+    """The depth of a tree (NumPyro's ``TreeInfo.depth``, Stan's ``treedepth__``) from its
+    leapfrog steps: the bit length of ``num_steps``.
+
+    Doubling k adds a subtree of at most 2^k leaves and at least one (a subtree ends at its
+    first leaf that diverges or completes a U-turn, but its leaf counts and the doubling counts),
+    and a tree ends only when a doubling ends. So a tree of depth D has 2^(D-1) to 2^D - 1 steps:
+    a tree at the maximum depth is one of at least 2^(max_tree_depth - 1) steps, not only one of
+    2^max_tree_depth - 1 (those whose last doubling ran its full length)."""
+    n = jnp.asarray(num_steps)
+    return jnp.where(n > 0, 32 - jax.lax.clz(n.astype(jnp.uint32)).astype(jnp.int32), 0)
+
+
+def hit_max_tree_depth(num_steps, max_tree_depth):
+    """Whether each tree reached ``max_tree_depth`` doublings (``tree_depth(num_steps)`` equal
+    to it): the trajectories NUTS cut short, which Stan and NumPyro count."""
+    return tree_depth(num_steps) >= max_tree_depth
+
+
+def finite_start(value_and_grad, z0, seeds, radius=2.0, tries=START_TRIES):
+    """Starts ``z0`` (R, C, d), each one whose potential energy or gradient is not finite
+    replaced by a uniform draw in [-radius, radius]^d (NumPyro's ``init_to_uniform`` on the
+    unconstrained scale, with its ``radius`` of 2), attempt after attempt, up to ``tries``
+    draws in all, as NumPyro's ``find_valid_initial_params`` does. A finite start is kept as it
+    is. Attempt a of chain k draws from threefry of the chain's seed (``seeds`` (R, C, 2)),
+    counter ``_START`` and a in place of the iteration: numbers that the chain's transitions
+    never use. ``value_and_grad(z, rows)`` as in ``sample``. A chain with no finite start after
+    ``tries`` keeps its last draw: every one of its transitions diverges."""
+    n_data, n_chains, d = z0.shape
+    rows = jnp.arange(n_data)
+
+    def bad(z):
+        pe, g = value_and_grad(z, rows)
+        return ~(jnp.isfinite(pe) & jnp.all(jnp.isfinite(g), axis=-1))
+
+    def draw(seed, attempt):
+        bits = _bits(seed, attempt, _START + jnp.arange((d + 1) // 2)).reshape(-1)[:d]
+        return radius * (2.0 * _uniform(bits) - 1.0)
+
+    def attempt(state):
+        a, z, redo = state
+        new = jax.vmap(jax.vmap(draw, in_axes=(0, None)), in_axes=(0, None))(seeds, a)
+        z = jnp.where(redo[..., None], new.astype(z.dtype), z)
+        return a + 1, z, redo & bad(z)
+
+    _, z, _ = jax.lax.while_loop(
+        lambda state: (state[0] < tries) & jnp.any(state[2]), attempt, (jnp.int32(1), z0, bad(z0))
+    )
+    return z
+
+
 def _dot(a, b):
     return jnp.sum(a * b, axis=-1)
 
@@ -204,6 +279,13 @@ def _leaf_position(c: _Chain):
     return z_e + eps * c.adapt.inverse_mass_matrix * r_half, r_half
 
 
+def _subtree_move_probability(subtree_log_w, tree_log_w):
+    """Biased progressive sampling (Betancourt 2017, A.3.2): the proposal moves to the new
+    subtree's with probability min(1, w_subtree / w_tree), favouring the far end of the
+    trajectory; uniform progressive sampling would use w_subtree / (w_tree + w_subtree)."""
+    return jnp.minimum(jnp.exp(subtree_log_w - tree_log_w), 1.0)
+
+
 def _leaf(c: _Chain, z_new, r_half, pe_new, g_new, seed, settings):
     """The chain after its leaf at ``z_new``: the leaf joins the subtree and a complete subtree
     joins the tree. Returns the chain and whether its tree is complete (its iteration ends)."""
@@ -252,7 +334,7 @@ def _leaf(c: _Chain, z_new, r_half, pe_new, g_new, seed, settings):
     r_right = jnp.where(c.going_right, r_new, c.r_right)
     g_right = jnp.where(c.going_right, g_new, c.g_right)
     r_sum = c.r_sum + s_r_sum
-    p_move = jnp.where(s_turning | div, 0.0, jnp.minimum(jnp.exp(s_log_w - c.log_w), 1.0))
+    p_move = jnp.where(s_turning | div, 0.0, _subtree_move_probability(s_log_w, c.log_w))
     move = sub_done & (u[1] < p_move)
     depth = c.depth + 1
     turning = s_turning | _is_turning(inverse_mass, r_left, r_right, r_sum)
@@ -288,12 +370,21 @@ def _end_iteration(c: _Chain, done, adapt, normal, directions, it) -> _Chain:
     return c._replace(adapt=adapt, **fields)
 
 
-def sample(value_and_grad, z0, seeds, settings: Settings, rows: int, n_real=None) -> Trace:
+def sample(
+    value_and_grad, z0, seeds, settings: Settings, rows: int, n_real=None, *,
+    init_radius: float | None = 2.0, step_size: float = 1.0, inverse_mass_matrix=None,
+) -> Trace:
     """Chain k of data set r, for R data sets x C chains: flat start positions ``z0`` (R, C, d)
     and one (2,) uint32 seed each, ``seeds`` (R, C, 2). ``value_and_grad(z, row)`` maps
     positions (n, C, d) of the chains of data sets ``row`` (n,) to their potential energies
     (negative log densities) (n, C) and gradients (n, C, d). Each chain runs ``settings.warmup``
     adapted iterations, then ``settings.draws`` kept ones.
+
+    A start whose potential energy or gradient is not finite is redrawn uniformly in
+    [-``init_radius``, ``init_radius``]^d (``finite_start``; None: starts used as given). The
+    step size and the inverse of the diagonal mass matrix ((d,); default ones) start at
+    ``step_size`` and ``inverse_mass_matrix``: with ``settings.warmup`` = 0 they stay there,
+    and every iteration is a NUTS transition with them.
 
     The chains run on ``rows`` x C lanes (at most R x C): a row of lanes runs the C chains of one
     data set, and when the last of them ends, the row takes the next data set not yet started
@@ -314,12 +405,17 @@ def sample(value_and_grad, z0, seeds, settings: Settings, rows: int, n_real=None
     def lanes(f):
         return jax.vmap(jax.vmap(f))
 
+    if init_radius is not None:
+        z0 = finite_start(value_and_grad, z0, seeds, init_radius)
     # the first rows' gradients here; a later data set's when its lanes start it, in the lanes
     # (so that every gradient is computed in one layout: see _program in models.engine)
     pe0, g0 = value_and_grad(z0[:rows], jnp.arange(rows))
     # the adaptation every chain starts with (NumPyro's init does not look at the position)
+    if inverse_mass_matrix is not None:
+        inverse_mass_matrix = jnp.asarray(inverse_mass_matrix, z0.dtype)
     adapt0 = wa_init(
-        IntegratorState(z0[0, 0], None, pe0[0, 0], g0[0, 0]), jax.random.key(0), 1.0
+        IntegratorState(z0[0, 0], None, pe0[0, 0], g0[0, 0]), jax.random.key(0), step_size,
+        inverse_mass_matrix=inverse_mass_matrix,
     )._replace(rng_key=None)
     adapt0 = jax.tree.map(lambda a: jnp.broadcast_to(a, (*lane_shape, *jnp.shape(a))), adapt0)
 

@@ -27,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 import models
 import sim
 from models.engine import ESTIMANDS, PARAMETERIZATIONS, RESULTS_VERSION, Inference
+from models.nuts import MAX_TREE_DEPTH
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
 """The folder of the Hydra configs; a sub-folder of yaml files is a config group."""
@@ -160,6 +161,9 @@ def _validate_inference(inf) -> None:
     for key, (least, why) in _INFERENCE_MINIMA.items():
         _require(_is_int(inf[key]) and inf[key] >= least, f"inference.{key}", inf[key],
                  f"an integer >= {least}{why}")
+    _require(inf.max_tree_depth <= MAX_TREE_DEPTH, "inference.max_tree_depth",
+             inf.max_tree_depth, f"an integer from 1 to {MAX_TREE_DEPTH} (the deepest tree the "
+             "sampler builds: models.nuts.MAX_TREE_DEPTH)")
     _require(_is_number(inf.target_accept) and 0 < inf.target_accept < 1,
              "inference.target_accept", inf.target_accept, "a number in (0, 1)")
 

@@ -54,6 +54,7 @@ BAD = [
     ("inference.warmup=-1", "inference.warmup=-1"),
     ("inference.chains=-2", "inference.chains=-2"),
     ("inference.max_tree_depth=0", "inference.max_tree_depth=0"),
+    ("inference.max_tree_depth=17", "inference.max_tree_depth=17 is not allowed: an integer from 1 to 16"),
     ("inference.target_accept=0", "inference.target_accept=0"),
     ("+inference.step_size=0.1", "inference.step_size=0.1"),
     # the study's own keys (the schema runs.config.Study)

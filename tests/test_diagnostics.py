@@ -68,3 +68,32 @@ def test_mcse_of_the_sd_of_independent_normal_draws():
     x = np.random.default_rng(3).normal(scale=3.0, size=(4, 5000))
     got = float(diagnostics.mcse_sd(jnp.asarray(x, jnp.float32)))
     assert got == pytest.approx(3.0 / np.sqrt(2 * x.size), rel=0.10)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_draws_give_arviz_answers(bad):
+    """A NaN draw makes ArviZ's R-hat, bulk ESS and MCSE of the sd NaN (its ``_not_valid``), and
+    its rank normalization leaves the NaN in place and ranks the other draws among themselves;
+    an infinite draw is ranked (R-hat and ESS finite) and makes the MCSE of the sd NaN. The port
+    must say the same, not report a finite ESS of draws that contain a NaN."""
+    from arviz.stats.diagnostics import _z_scale
+
+    x = np.random.default_rng(4).normal(size=(4, 200))
+    x[1, 17] = bad
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        want = {"ess": az.ess(x, method="bulk"), "rhat": az.rhat(x, method="rank"),
+                "mcse_sd": az.mcse(x, method="sd"), "z": _z_scale(x)}
+    xj = jnp.asarray(x, jnp.float32)
+    got = {"ess": float(diagnostics.ess_bulk(xj)), "rhat": float(diagnostics.rhat_rank(xj)),
+           "mcse_sd": float(diagnostics.mcse_sd(xj)), "z": np.asarray(diagnostics.z_scale(xj))}
+    for name in ("ess", "rhat", "mcse_sd"):
+        assert np.isnan(got[name]) == np.isnan(want[name]), (name, got[name], want[name])
+    if np.isnan(bad):
+        assert np.isnan(got["ess"]) and np.isnan(got["rhat"])
+    else:  # finite answers, ArviZ's to float32 precision (as in test_matches_arviz)
+        assert got["ess"] == pytest.approx(want["ess"], rel=1e-4)
+        assert got["rhat"] == pytest.approx(want["rhat"], abs=1e-3)
+    np.testing.assert_array_equal(np.isnan(got["z"]), np.isnan(want["z"]))
+    finite = ~np.isnan(want["z"])
+    np.testing.assert_allclose(got["z"][finite], want["z"][finite], rtol=1e-4, atol=1e-4)

@@ -24,6 +24,26 @@ def _cfg(tmp_path, *overrides):
             f"results_root={tmp_path}", "compilation_cache=null", *overrides])
 
 
+def _assert_eight_schools_is_exact(ds, table):
+    """The default prior (conf/prior/hierarchical.yaml: mu ~ N(0, 10^2), tau ~ half-normal(5))
+    on the eight schools against its exact posterior by quadrature over tau
+    (tests/quadrature.py): every posterior mean within 5 Monte Carlo sds, exact sd / sqrt(bulk
+    ESS) (a chance failure 5.7e-7 each). The draws are few (2 x 150), so this catches gross
+    errors only (data, standard errors or prior scales misread: at ESS ~ 200 a shift of
+    0.35 sd)."""
+    import tests.quadrature as quad
+
+    ref = quad.posterior(ds.data["y"], ds.data["se"],
+                         tau_log_prior=quad.tau_log_prior("half_normal", scale=5.0),
+                         mu_prior=("normal", 0.0, 10.0))
+    exact = {"theta": (ref.theta_mean, ref.theta_sd), "mu": (ref.mu_mean, ref.mu_sd),
+             "tau": (ref.tau_mean, ref.tau_sd)}
+    for param, (mean, sd) in exact.items():
+        rows = table[table["param"] == param]
+        error = np.abs(rows["posterior_mean"].to_numpy() - mean)
+        assert (error <= 5 * sd / np.sqrt(rows["ess_bulk"].to_numpy())).all(), (param, error)
+
+
 @pytest.mark.parametrize("name", ["eight_schools", "efron_morris", "rat_tumors", "radon"])
 def test_every_shipped_dataset_fits_and_prints(tmp_path, name):
     path, table = fit.run(_cfg(tmp_path, f"dataset={name}", *SMALL))
@@ -32,6 +52,13 @@ def test_every_shipped_dataset_fits_and_prints(tmp_path, name):
     theta = table[table["param"] == "theta"]
     assert list(theta["group"]) == list(ds.labels)
     assert theta["posterior_mean"].notna().all() and theta["rhat"].notna().all()
+    # the columns are the quantiles they are named after: nested intervals about the median
+    ends = [f"lower_{lv}" for lv in (95, 90, 80, 50)] + ["posterior_median"] + \
+        [f"upper_{lv}" for lv in (50, 80, 90, 95)]
+    assert (np.diff(table[ends].to_numpy(), axis=1) >= 0).all()
+    assert (table["posterior_sd"] > 0).all() and (table["ess_bulk"] >= 1).all()
+    if name == "eight_schools":
+        _assert_eight_schools_is_exact(ds, table)
     expected = {"theta", "mu", "tau"} | {"gaussian": {"sigma"}, "binomial": {"p"}}.get(ds.form, set())
     assert set(table["param"]) == expected
     text = fit.describe(table, path)
