@@ -72,7 +72,9 @@ data only)."""
 
 @dataclasses.dataclass(frozen=True)
 class Inference:
-    """NUTS settings; the defaults are Stan's and NumPyro's."""
+    """NUTS settings: Stan's and NumPyro's target_accept, max_tree_depth and draws; 500 warmup
+    iterations (Stan's default is 1000) adapt the step size and the diagonal mass matrix of the
+    low-dimensional posteriors a collapsed fit samples."""
 
     chains: int = 4  # independent chains per data set (R-hat needs at least 2)
     warmup: int = 500  # adaptation iterations per chain, discarded
@@ -472,7 +474,7 @@ def _program(
         sampled = parts[-1]
         sampled_rhat = sampled[3].max() if z.shape[-1] else jnp.float32(jnp.nan)
         sampled_ess = sampled[4].min() if z.shape[-1] else jnp.float32(jnp.nan)
-        saturated = num_steps >= 2**inference.max_tree_depth - 1
+        saturated = nuts.hit_max_tree_depth(num_steps, inference.max_tree_depth)
         ranks = (
             None
             if reference_r is None
