@@ -7,11 +7,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SYNCED := $(VENV)/.synced
 STUDY ?= default
+ARGS ?=
 WORKERS ?= 2
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: env study figures report scenarios sbc paper paper-efron-morris paper-rat-tumors paper-gelman2006 paper-bda3-eight-schools paper-funnel bench test test-slow test-all clean
+.PHONY: env study smoke figures report scenarios sbc paper paper-efron-morris paper-rat-tumors paper-gelman2006 paper-bda3-eight-schools paper-funnel bench test test-slow test-all clean
 
 env: $(SYNCED)
 
@@ -27,12 +28,17 @@ $(SYNCED): pyproject.toml uv.lock | $(UV)
 
 # The study, then its figures and report.html (analysis.report draws the figures it embeds). A
 # report newer than every result file and every analysis module is kept: a rerun with nothing
-# changed ends after the preflight.
+# changed ends after the preflight. Extra overrides in ARGS, e.g. make study ARGS="scenario.tau=1".
 study: env
-	$(PY) -m runs.study study=$(STUDY)
+	$(PY) -m runs.study study=$(STUDY) $(ARGS)
 	@if [ -f results/$(STUDY)/report.html ] && [ -z "$$(find results/$(STUDY) -maxdepth 1 -name '*.parquet' -newer results/$(STUDY)/report.html; find analysis -name '*.py' -newer results/$(STUDY)/report.html)" ]; then \
 		echo "results/$(STUDY)/report.html is newer than every result file: kept"; \
 	else $(PY) -m analysis.report results_dir=results/$(STUDY); fi
+
+# A first result in about a minute: conf/experiment/smoke.yaml, then its figures and report.
+smoke: env
+	$(PY) -m runs.study +experiment=smoke $(ARGS)
+	$(PY) -m analysis.report results_dir=results/smoke
 
 figures: env
 	$(PY) -m analysis.figures results_dir=results/$(STUDY)
