@@ -56,29 +56,29 @@ paper: paper-gelman2006 paper-efron-morris paper-bda3-eight-schools paper-funnel
 
 # Gelman (2006), Figures 1 and 2: posterior draws of tau under uniform, inverse-gamma and half-Cauchy priors.
 paper-gelman2006: env
-	$(PY) -m runs.paper +experiment=gelman2006_fig1
+	$(PY) -m runs.paper +figure=gelman2006_fig1
 	$(PY) -m analysis.paper.gelman2006 results_dir=results/paper/gelman2006_fig1
-	$(PY) -m runs.paper +experiment=gelman2006_fig2
+	$(PY) -m runs.paper +figure=gelman2006_fig2
 	$(PY) -m analysis.paper.gelman2006 results_dir=results/paper/gelman2006_fig2
 
 # BDA3 5.5 (Figures 5.5-5.7): p(tau | y), E and sd of theta_j | tau, y computed exactly; NUTS draws of tau beside them.
 paper-bda3-eight-schools: env
-	$(PY) -m runs.paper +experiment=bda3_eight_schools
+	$(PY) -m runs.paper +figure=bda3_eight_schools
 	$(PY) -m analysis.paper.bda3_eight_schools results_dir=results/paper/bda3_eight_schools
 
 # Centered vs non-centered eight schools: the funnel of theta_1 against log tau, divergent transitions marked.
 paper-funnel: env
-	$(PY) -m runs.paper +experiment=funnel
+	$(PY) -m runs.paper +figure=funnel
 	$(PY) -m analysis.paper.funnel results_dir=results/paper/funnel
 
 # Efron & Morris (1975): every prior on the 18 players' first 45 at-bats; shrinkage figure and TSE table.
 paper-efron-morris: env
-	$(PY) -m runs.fit -m +experiment=efron_morris
+	$(PY) -m runs.fit -m +comparison=efron_morris
 	$(PY) -m analysis.paper.efron_morris results_dir=results/paper/efron_morris
 
 # BDA3 Figure 5.4: 71 rat-tumour rates, observed against posterior means with 95 % intervals.
 paper-rat-tumors: env
-	$(PY) -m runs.fit -m +experiment=rat_tumors
+	$(PY) -m runs.fit -m +comparison=rat_tumors
 	$(PY) -m analysis.paper.rat_tumors results_dir=results/paper/rat_tumors
 
 # Simulation-based calibration of every spec that makes draws: rank tables, test, histograms.

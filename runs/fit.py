@@ -29,7 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import models
 from models import closed_form, engine
-from runs import config, job, store
+from runs import app, config, job, store
 from sim import datasets
 
 log = logging.getLogger(__name__)
@@ -251,5 +251,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    config.check_command_line(sys.argv[1:], "fit")
-    main()
+    app.start(main, "fit")

@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from runs import config, job
+from runs import app, config, job
 
 log = logging.getLogger(__name__)
 
@@ -230,8 +230,7 @@ def _stop_on_error(check):
 
 def cli() -> None:
     """Check the command line's config-group names and keys, then run the Hydra app."""
-    config.check_command_line(sys.argv[1:], "study")
-    main()
+    app.start(main, "study")
 
 
 if __name__ == "__main__":
