@@ -457,18 +457,16 @@ def write(results_dir, reference: str = measures.REFERENCE, out=None, allow_mixe
     return path
 
 
-def main(argv=None) -> None:
-    args = cli.parse(
-        argv,
-        {"results_dir": None, "reference": measures.REFERENCE, "out": "", "allow_mixed": "false"},
-        required=("results_dir",),
-    )
+def run(cfg) -> None:
+    """``python -m analysis.report``: write the report of ``cfg.results_dir`` and print its path."""
     try:
-        path = write(args["results_dir"], args["reference"], args["out"] or None,
-                     cli.boolean(args, "allow_mixed"))
+        path = write(cfg.results_dir, cfg.reference, cfg.out, cli.boolean(cfg, "allow_mixed"))
     except (ResultsError, FileNotFoundError) as err:
         sys.exit(f"error: {err}")
     print(path)
+
+
+main = cli.app("analysis_report", run)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ import models
 import sim
 from models.engine import Inference
 from runs import config, job
-from runs.checks import require
+from runs.checks import ConfigError, require
 
 COMPARED = ["true_value", "posterior_mean", "posterior_sd", "posterior_median", "lower_50",
             "upper_50", "lower_80", "upper_80", "lower_90", "upper_90", "lower_95", "upper_95",
@@ -155,19 +155,38 @@ def describe(stored: pd.DataFrame, replayed: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+HELP = """python -m runs.replay <result file> replicate=<r> [key=value ...]: refit one replicate of a
+study job alone and print its stored and replayed summaries side by side. Nothing is written.
+
+  <result file>     a job's parquet file, e.g. results/default/<file>.parquet
+  replicate=<r>     the replicate index (an integer >= 0) of a row of that file
+  key=value         any key of the job's config, to refit with other settings,
+                    e.g. inference.target_accept=0.95 or inference.draws=2000
+
+Commands:
+  python -m runs.replay results/default/<file>.parquet replicate=7
+  python -m runs.replay results/default/<file>.parquet replicate=7 inference.target_accept=0.95
+
+Its own parser, not Hydra: the config it refits is rebuilt from the rows of a result file, which
+no config file composes."""
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
+    if any(a in ("--help", "-h") for a in argv):
+        print(HELP)
+        return
     files = [a for a in argv if "=" not in a]
     rest = [a for a in argv if "=" in a]
     replicate = [a.partition("=")[2] for a in rest if a.startswith("replicate=")]
     overrides = [a for a in rest if not a.startswith("replicate=")]
     try:
         require(len(files) == 1 and Path(files[0]).is_file(), "file",
-                        files[0] if files else None, "one result file (a .parquet path)")
+                files[0] if files else None, "one result file (a .parquet path)")
         require(len(replicate) == 1 and replicate[0].isdigit(), "replicate",
-                        replicate[0] if replicate else None, "one integer >= 0")
+                replicate[0] if replicate else None, "one integer >= 0")
         stored, replayed = replay(files[0], int(replicate[0]), overrides)
-    except config.ConfigError as err:
+    except ConfigError as err:
         sys.exit(f"error: {err}")
     print(describe(stored, replayed))
 

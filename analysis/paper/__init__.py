@@ -25,8 +25,4 @@ def main_of(draw):
     """The ``main(argv)`` of a figure module whose ``draw(results_dir)`` returns the PNG path."""
     from analysis import cli
 
-    def main(argv=None) -> None:
-        args = cli.parse(argv, {"results_dir": None}, ("results_dir",))
-        print(draw(args["results_dir"]))
-
-    return main
+    return cli.app("analysis_paper", lambda cfg: print(draw(cfg.results_dir)))

@@ -211,15 +211,17 @@ def shrinkage_figure(table: pd.DataFrame, raw: pd.Series, tse: pd.DataFrame):
     return fig
 
 
-def main(argv=None) -> None:
-    args = cli.parse(argv, {"results_dir": "results/paper/efron_morris",
-                            "dataset": "efron_morris"}, ())
+def run(cfg) -> None:
+    """``python -m analysis.paper.efron_morris``: draw the figure and table of ``cfg.results_dir``."""
     try:
-        paths = draw(args["results_dir"], args["dataset"])
+        paths = draw(cfg.results_dir, cfg.dataset or "efron_morris")
     except (FileNotFoundError, ValueError, datasets.DataError) as err:
         sys.exit(f"error: {err}")
     for path in paths:
         print(f"written: {path}")
+
+
+main = cli.app("analysis_paper", run)
 
 
 if __name__ == "__main__":

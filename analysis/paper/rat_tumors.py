@@ -126,13 +126,16 @@ def caption(fit: pd.DataFrame) -> str:
     return "\n".join(textwrap.wrap(text, 100))
 
 
-def main(argv=None) -> None:
-    args = cli.parse(argv, {"results_dir": "results/paper/rat_tumors", "prior": "hierarchical"}, ())
+def run(cfg) -> None:
+    """``python -m analysis.paper.rat_tumors``: draw the figure of ``cfg.results_dir``."""
     try:
-        path = draw(args["results_dir"], args["prior"])
+        path = draw(cfg.results_dir, cfg.prior or "hierarchical")
     except (FileNotFoundError, ValueError, datasets.DataError) as err:
         sys.exit(f"error: {err}")
     print(f"written: {path}")
+
+
+main = cli.app("analysis_paper", run)
 
 
 if __name__ == "__main__":
