@@ -20,6 +20,8 @@ from numpyro.distributions import constraints
 
 from models.likelihood import n_groups, observe
 
+SPEC = True  # a prior spec (models.available), not machinery
+
 # A flat prior has no location and scale to non-center on.
 PARAMETERIZATIONS = ("centered",)
 

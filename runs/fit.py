@@ -236,7 +236,7 @@ class CompareCallback(Callback):
         print(f"written: {out}")
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="fit")
+@hydra.main(version_base="1.3", config_path=str(config.CONF), config_name="fit")
 def main(cfg: DictConfig) -> None:
     try:
         path, table = run(cfg)
@@ -250,5 +250,10 @@ def main(cfg: DictConfig) -> None:
         print(describe(table, path))
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """Check the command line, then run the Hydra app (``runs.app.start``)."""
     app.start(main, "fit")
+
+
+if __name__ == "__main__":
+    cli()

@@ -346,7 +346,7 @@ def _describe(panel: Panel) -> dict:
     }
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="paper")
+@hydra.main(version_base="1.3", config_path=str(config.CONF), config_name="paper")
 def main(cfg: DictConfig) -> None:
     try:
         folder = run(cfg)
@@ -355,5 +355,10 @@ def main(cfg: DictConfig) -> None:
     print(f"written: {folder}")
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """Check the command line, then run the Hydra app (``runs.app.start``)."""
     app.start(main, "paper")
+
+
+if __name__ == "__main__":
+    cli()

@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="study")
+@hydra.main(version_base="1.3", config_path=str(config.CONF), config_name="study")
 def main(cfg: DictConfig) -> None:
     job.run(cfg)
 
