@@ -81,6 +81,7 @@ def _folded(law):
     return type("Folded", (), {"cdf": staticmethod(lambda x: 2 * law.cdf(x) - 1)})()
 
 
+@pytest.mark.slow  # a study (one NUTS compile) and its report in a subprocess: about a minute
 def test_the_documented_example_prior_spec_is_picked_up_with_no_other_change(tmp_path):
     """The two files of docs/priors.md's "Adding a prior spec", dropped into a copy of the project
     as they are: the new spec is fitted, summarized, drawn in a colour of its own and described
