@@ -51,7 +51,7 @@ scenarios: env
 	$(PY) -m runs.study +experiment=scenarios
 	$(PY) -m analysis.report results_dir=results/scenarios
 
-# Published figures reproduced (README, "Paper figures"); each PNG lands beside its data in results/paper/.
+# Published figures reproduced (docs/paper.md); each PNG lands beside its data in results/paper/.
 paper: paper-gelman2006 paper-efron-morris paper-bda3-eight-schools paper-funnel paper-rat-tumors
 
 # Gelman (2006), Figures 1 and 2: posterior draws of tau under uniform, inverse-gamma and half-Cauchy priors.
@@ -86,7 +86,7 @@ sbc: env
 	$(PY) -m runs.sbc out=results/sbc
 	$(PY) -m analysis.sbc results_dir=results/sbc
 
-# Throughput benchmark (README, "Throughput benchmark"): hierbench's engine against a NumPyro loop,
+# Throughput benchmark (docs/benchmark.md): hierbench's engine against a NumPyro loop,
 # a reused NumPyro MCMC and PyMC, then scaling in J and memory; about 17 minutes on 2 cores.
 # Options as key=value words, e.g. make bench BENCH="memory_replicates=100 baseline_replicates=5".
 # PyMC comes from the optional `bench` extra, synced from the same uv.lock into an environment of
@@ -103,7 +103,7 @@ $(BENCH_SYNCED): pyproject.toml uv.lock | $(UV)
 bench: $(BENCH_SYNCED)
 	$(BENCH_VENV)/bin/python -m runs.bench $(BENCH)
 
-# Tests run on WORKERS processes (pytest-xdist), one per core.
+# Tests run on WORKERS processes (pytest-xdist): 2 unless given, e.g. make test WORKERS=8.
 test: env
 	$(PY) -m pytest -n $(WORKERS)
 

@@ -90,8 +90,8 @@ ALPHA = 0.01  # family-wise error rate of the agreement check
 GROUP_SIZES = (10, 1000)  # the group-size check: same J, 100x the observations per group
 # The group-size check passes when s/fit at 1000 per group is at most twice that at 10. The program
 # is the same (shapes do not depend on the group size), but the posterior is not quite: sigma is
-# pinned down 10x more tightly, so NUTS takes somewhat different trees (all chains of a batch step
-# together, so the deepest tree sets the pace). A likelihood of the raw observations would cost
+# pinned down 10x more tightly, so NUTS takes somewhat different trees (and a row of lanes waits
+# for the slowest chain of its data set). A likelihood of the raw observations would cost
 # about 100x more per gradient at 100x the observations.
 GROUP_SIZE_SLACK = 2.0
 MEMORY_LIMIT_MB = 4000.0  # peak RSS of (a) on memory_groups groups: at most 4 GB

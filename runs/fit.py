@@ -1,7 +1,7 @@
 """``python -m runs.fit dataset=<name> prior=<prior>``: fit one data set, print and store a summary.
 
 ``dataset`` is a shipped data set (``sim.datasets.available()``: eight_schools, efron_morris,
-radon, rat_tumors) or the path of a CSV file (its columns: ``sim.datasets``, README "Fitting one
+radon, rat_tumors) or the path of a CSV file (its columns: ``sim.datasets``, docs/scenarios.md "Fitting one
 data set"). The summary (posterior mean, sd, 95 % interval, R-hat, bulk ESS per parameter, the
 fit's divergences and status, and the error against the truth where the data set has one) is
 printed and written to ``<results_root>/fit/<dataset>/<prior>-<hash>.parquet``. With

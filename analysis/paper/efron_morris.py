@@ -125,7 +125,7 @@ def draw(results_dir, dataset: str = "efron_morris") -> list[Path]:
 
 
 def markdown(tse: pd.DataFrame) -> str:
-    """The table as markdown, as the README shows it."""
+    """The table as markdown, as docs/paper.md shows it."""
     lines = [
         "| estimate | method | total squared error of p | raw ÷ this | players closer than raw | fit |",
         "| --- | --- | --- | --- | --- | --- |",
