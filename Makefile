@@ -38,7 +38,7 @@ study: env
 # A first result in about a minute: conf/experiment/smoke.yaml, then its figures and report.
 smoke: env
 	$(PY) -m runs.study +experiment=smoke $(ARGS)
-	$(PY) -m analysis.report results_dir=results/smoke
+	$(PY) -m analysis.report results_dir=results/smoke reference=no_pooling_ml
 
 figures: env
 	$(PY) -m analysis.figures results_dir=results/$(STUDY)
