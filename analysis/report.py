@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis import cli, figures, measures
+from analysis import cli, figures, files, measures
 from analysis.load import ResultsError
 
 HIER = "hierarchical"
@@ -502,9 +502,7 @@ def write(results_dir, reference: str = measures.REFERENCE, out=None, allow_mixe
     """Write ``report.html`` (by default into ``results_dir``) and return its path."""
     report = Report(results_dir, reference, allow_mixed)
     path = Path(out) if out else Path(results_dir) / "report.html"
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(report.html(), encoding="utf-8")
-    tmp.replace(path)
+    files.write_atomic(path, report.html())
     return path
 
 

@@ -57,7 +57,7 @@ for _name, _function in (("hierbench.grid", grid), ("hierbench.groups", groups))
 
 def check_groups(args: list[str], app: str) -> None:
     """Every config group named on the command line is one of ``app``'s."""
-    for o, _ in config._overrides(args):
+    for o, _ in config.parse_overrides(args):
         group = o.key_or_group.split(".")[0]
         owner = next((a for a, groups in GROUPS.items() if group in groups), None)
         if owner is None or group in GROUPS[app] or not (config.CONF / group).is_dir():

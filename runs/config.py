@@ -25,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import models
 import sim
-from models.engine import ESTIMANDS, PARAMETERIZATIONS, RESULTS_VERSION, Inference
+from models.engine import ESTIMANDS, PARAMETERIZATIONS, RESULTS_VERSION, Inference, method
 from runs.checks import ConfigError, is_int, is_number, require
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
@@ -212,7 +212,7 @@ def check_writable(folder, key: str = "results_root", value=None) -> None:
                  f"({err.strerror})")
 
 
-def _overrides(args: list[str]) -> list:
+def parse_overrides(args: list[str]) -> list:
     """(Hydra override, its word) for each ``key=value`` word of a command line; none for a
     line with a syntax error (Hydra reports it with its position)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -230,7 +230,7 @@ def check_group_choices(args: list[str], conf: Path = CONF) -> None:
     groups (``hydra/launcher=...``, whose choices come from plugins too), are left to Hydra."""
     from hydra.core.override_parser.types import ChoiceSweep
 
-    for o, _ in _overrides(args):
+    for o, _ in parse_overrides(args):
         folder = conf / o.key_or_group
         if (o.package is not None or o.is_delete() or not folder.is_dir()
                 or o.key_or_group.startswith("hydra")):  # Hydra's groups: plugins add choices
@@ -254,7 +254,7 @@ def first_job_words(args: list[str], conf: Path = CONF) -> list[str] | None:
     from hydra.core.override_parser.types import ChoiceSweep, Glob
 
     first = []
-    for o, word in _overrides(args):
+    for o, word in parse_overrides(args):
         if o.key_or_group.startswith("hydra"):  # Hydra's own settings and plugin groups
             continue
         value = o.value()
@@ -287,9 +287,9 @@ def check_keys(args: list[str], config_name: str, conf: Path = CONF) -> None:
     if words is None:
         return
     groups = {p.name for p in conf.iterdir() if p.is_dir()}
-    given = {o.key_or_group: word.split("=", 1)[1] for o, word in _overrides(args)}
+    given = {o.key_or_group: word.split("=", 1)[1] for o, word in parse_overrides(args)}
     plain, structural = [], []
-    for o, word in _overrides(words):
+    for o, word in parse_overrides(words):
         is_plain = not (o.package is not None or o.is_add() or o.is_delete()
                         or o.key_or_group in groups)
         (plain if is_plain else structural).append((o.key_or_group, word))
@@ -399,6 +399,20 @@ def identity(cfg: DictConfig) -> dict:
         "scenario": OmegaConf.to_container(cfg.scenario),
         "prior": OmegaConf.to_container(cfg.prior),
         "inference": OmegaConf.to_container(cfg.inference),
+    }
+
+
+def fit_columns(cfg: DictConfig, hyper: dict) -> dict:
+    """The identity columns of a fit's rows that name its prior and sampler (``runs.job`` and
+    ``runs.fit`` put the cell's or the data set's columns before them)."""
+    return {
+        "prior": cfg.prior.name,
+        "prior_spec": cfg.prior.spec,
+        "method": method(cfg.prior.spec),
+        "prior_parameterization": cfg.prior.parameterization,
+        **{f"prior_{k}": v for k, v in hyper.items()},
+        **OmegaConf.to_container(cfg.inference),
+        "seed": int(cfg.seed),
     }
 
 

@@ -75,16 +75,7 @@ def run(cfg: DictConfig) -> tuple[Path, pd.DataFrame]:
     seconds = time.perf_counter() - started
     mismatched = getattr(models.load(cfg.prior.spec), "NOT_SCENARIO_ESTIMANDS", ())
     truth = {k: np.asarray(v)[None] for k, v in ds.truth.items() if k not in mismatched}
-    identity_cols = {
-        **dataset_identity(cfg, ds),
-        "prior": cfg.prior.name,
-        "prior_spec": cfg.prior.spec,
-        "method": engine.method(cfg.prior.spec),
-        "prior_parameterization": cfg.prior.parameterization,
-        **{f"prior_{k}": v for k, v in hyper.items()},
-        **OmegaConf.to_container(cfg.inference),
-        "seed": int(cfg.seed),
-    }
+    identity_cols = {**dataset_identity(cfg, ds), **config.fit_columns(cfg, hyper)}
     table = store.rows(
         fit, truth, np.array([0]), identity_cols, raw=closed_form.raw_estimates(ds.batch())
     ).drop(columns="replicate")
