@@ -68,24 +68,30 @@ def check_groups(args: list[str], app: str) -> None:
             f"(its groups: {', '.join(GROUPS[app])})")
 
 
-def start(main, app: str, argv: list[str] | None = None) -> None:
-    """Check the command line, then run the Hydra app ``main`` (or show the first job's config)."""
-    argv = sys.argv[1:] if argv is None else argv
+def check_command_line(argv: list[str], app: str) -> None:
+    """What runs before Hydra starts: the command line's groups, group choices and keys checked
+    (a bad one ends the program with one line), ``--cfg`` answered with the sweep's first job
+    (and the program ended), and a ``--help`` call's sweeps kept for its text."""
     if any(a.split("=")[0] in HELP_FLAGS for a in argv):
         single = config.first_job_words(argv) or []
         sweeps = [a for a in argv if "=" in a and not a.startswith("-") and a not in single]
         _COMMAND_LINE_SWEEPS.update(a.split("=", 1) for a in sweeps)
         sys.argv[1:] = [a for a in argv if a not in sweeps]
-    else:
-        try:
-            check_groups(argv, app)
-            config.check_group_choices(argv)
-            config.check_keys(argv, app)
-            if any(a.split("=")[0] in ("--cfg", "-c") for a in argv):
-                print(first_job(argv, app), end="")
-                return
-        except ConfigError as err:
-            sys.exit(f"error: {err}")
+        return
+    try:
+        check_groups(argv, app)
+        config.check_group_choices(argv)
+        config.check_keys(argv, app)
+        if any(a.split("=")[0] in ("--cfg", "-c") for a in argv):
+            print(first_job(argv, app), end="")
+            sys.exit(0)
+    except ConfigError as err:
+        sys.exit(f"error: {err}")
+
+
+def start(main, app: str, argv: list[str] | None = None) -> None:
+    """``check_command_line``, then the Hydra app ``main``."""
+    check_command_line(sys.argv[1:] if argv is None else argv, app)
     main()
 
 

@@ -247,6 +247,14 @@ def check_group_choices(args: list[str], conf: Path = CONF) -> None:
             require(str(v) in known, o.key_or_group, v, f"one of {', '.join(known)}")
 
 
+def check_command_line(args: list[str], config_name: str) -> None:
+    """Before Hydra starts: ``runs.app.check_command_line`` (groups, choices and keys checked in
+    one line each; ``--cfg`` on a sweep's first job)."""
+    from runs import app
+
+    app.check_command_line(args, config_name)
+
+
 def first_job_words(args: list[str], conf: Path = CONF) -> list[str] | None:
     """The ``key=value`` words of a command line with each sweep (``a,b``, ``glob(*)``,
     ``range(...)``) replaced by its first value: the words of the sweep's first job. Hydra's own

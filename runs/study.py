@@ -28,14 +28,14 @@ import pyarrow.parquet as pq
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from runs import app, config, job
+from runs import config, job
 
 log = logging.getLogger(__name__)
 
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 
 
-@hydra.main(version_base="1.3", config_path=str(config.CONF), config_name="study")
+@hydra.main(version_base="1.3", config_path="../conf", config_name="study")
 def main(cfg: DictConfig) -> None:
     job.run(cfg)
 
@@ -230,7 +230,8 @@ def _stop_on_error(check):
 
 def cli() -> None:
     """Check the command line's config-group names and keys, then run the Hydra app."""
-    app.start(main, "study")
+    config.check_command_line(sys.argv[1:], "study")
+    main()
 
 
 if __name__ == "__main__":
