@@ -7,11 +7,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SYNCED := $(VENV)/.synced
 STUDY ?= default
+ARGS ?=
 WORKERS ?= 2
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: env study figures report scenarios sbc paper paper-efron-morris paper-rat-tumors paper-gelman2006 paper-bda3-eight-schools paper-funnel bench test test-slow test-all clean
+.PHONY: env study smoke figures report scenarios sbc paper paper-efron-morris paper-rat-tumors paper-gelman2006 paper-bda3-eight-schools paper-funnel bench test test-slow test-all clean
 
 env: $(SYNCED)
 
@@ -27,12 +28,17 @@ $(SYNCED): pyproject.toml uv.lock | $(UV)
 
 # The study, then its figures and report.html (analysis.report draws the figures it embeds). A
 # report newer than every result file and every analysis module is kept: a rerun with nothing
-# changed ends after the preflight.
+# changed ends after the preflight. Extra overrides in ARGS, e.g. make study ARGS="scenario.tau=1".
 study: env
-	$(PY) -m runs.study study=$(STUDY)
+	$(PY) -m runs.study study=$(STUDY) $(ARGS)
 	@if [ -f results/$(STUDY)/report.html ] && [ -z "$$(find results/$(STUDY) -maxdepth 1 -name '*.parquet' -newer results/$(STUDY)/report.html; find analysis -name '*.py' -newer results/$(STUDY)/report.html)" ]; then \
 		echo "results/$(STUDY)/report.html is newer than every result file: kept"; \
 	else $(PY) -m analysis.report results_dir=results/$(STUDY); fi
+
+# A first result in about a minute: conf/experiment/smoke.yaml, then its figures and report.
+smoke: env
+	$(PY) -m runs.study +experiment=smoke $(ARGS)
+	$(PY) -m analysis.report results_dir=results/smoke reference=no_pooling_ml
 
 figures: env
 	$(PY) -m analysis.figures results_dir=results/$(STUDY)
@@ -45,34 +51,34 @@ scenarios: env
 	$(PY) -m runs.study +experiment=scenarios
 	$(PY) -m analysis.report results_dir=results/scenarios
 
-# Published figures reproduced (README, "Paper figures"); each PNG lands beside its data in results/paper/.
+# Published figures reproduced (docs/paper.md); each PNG lands beside its data in results/paper/.
 paper: paper-gelman2006 paper-efron-morris paper-bda3-eight-schools paper-funnel paper-rat-tumors
 
 # Gelman (2006), Figures 1 and 2: posterior draws of tau under uniform, inverse-gamma and half-Cauchy priors.
 paper-gelman2006: env
-	$(PY) -m runs.paper +experiment=gelman2006_fig1
+	$(PY) -m runs.paper +figure=gelman2006_fig1
 	$(PY) -m analysis.paper.gelman2006 results_dir=results/paper/gelman2006_fig1
-	$(PY) -m runs.paper +experiment=gelman2006_fig2
+	$(PY) -m runs.paper +figure=gelman2006_fig2
 	$(PY) -m analysis.paper.gelman2006 results_dir=results/paper/gelman2006_fig2
 
 # BDA3 5.5 (Figures 5.5-5.7): p(tau | y), E and sd of theta_j | tau, y computed exactly; NUTS draws of tau beside them.
 paper-bda3-eight-schools: env
-	$(PY) -m runs.paper +experiment=bda3_eight_schools
+	$(PY) -m runs.paper +figure=bda3_eight_schools
 	$(PY) -m analysis.paper.bda3_eight_schools results_dir=results/paper/bda3_eight_schools
 
 # Centered vs non-centered eight schools: the funnel of theta_1 against log tau, divergent transitions marked.
 paper-funnel: env
-	$(PY) -m runs.paper +experiment=funnel
+	$(PY) -m runs.paper +figure=funnel
 	$(PY) -m analysis.paper.funnel results_dir=results/paper/funnel
 
 # Efron & Morris (1975): every prior on the 18 players' first 45 at-bats; shrinkage figure and TSE table.
 paper-efron-morris: env
-	$(PY) -m runs.fit -m +experiment=efron_morris
+	$(PY) -m runs.fit -m +comparison=efron_morris
 	$(PY) -m analysis.paper.efron_morris results_dir=results/paper/efron_morris
 
 # BDA3 Figure 5.4: 71 rat-tumour rates, observed against posterior means with 95 % intervals.
 paper-rat-tumors: env
-	$(PY) -m runs.fit -m +experiment=rat_tumors
+	$(PY) -m runs.fit -m +comparison=rat_tumors
 	$(PY) -m analysis.paper.rat_tumors results_dir=results/paper/rat_tumors
 
 # Simulation-based calibration of every spec that makes draws: rank tables, test, histograms.
@@ -80,7 +86,7 @@ sbc: env
 	$(PY) -m runs.sbc out=results/sbc
 	$(PY) -m analysis.sbc results_dir=results/sbc
 
-# Throughput benchmark (README, "Throughput benchmark"): hierbench's engine against a NumPyro loop,
+# Throughput benchmark (docs/benchmark.md): hierbench's engine against a NumPyro loop,
 # a reused NumPyro MCMC and PyMC, then scaling in J and memory; about 17 minutes on 2 cores.
 # Options as key=value words, e.g. make bench BENCH="memory_replicates=100 baseline_replicates=5".
 # PyMC comes from the optional `bench` extra, synced from the same uv.lock into an environment of
@@ -97,7 +103,7 @@ $(BENCH_SYNCED): pyproject.toml uv.lock | $(UV)
 bench: $(BENCH_SYNCED)
 	$(BENCH_VENV)/bin/python -m runs.bench $(BENCH)
 
-# Tests run on WORKERS processes (pytest-xdist), one per core.
+# Tests run on WORKERS processes (pytest-xdist): 2 unless given, e.g. make test WORKERS=8.
 test: env
 	$(PY) -m pytest -n $(WORKERS)
 

@@ -261,19 +261,17 @@ def _greek(param):
     return {"theta": "θ", "mu": "μ", "tau": "τ", "sigma": "σ"}.get(param, param)
 
 
-def main(argv=None) -> None:
-    args = cli.parse(
-        argv,
-        {"results_dir": None, "param": "theta", "reference": measures.REFERENCE,
-         "allow_mixed": "false"},
-        required=("results_dir",),
-    )
+def run(cfg) -> None:
+    """``python -m analysis.figures``: draw the figures of ``cfg.results_dir`` and print their paths."""
     try:
-        paths = draw(args["results_dir"], args["param"], args["reference"], cli.boolean(args, "allow_mixed"))
+        paths = draw(cfg.results_dir, cfg.param, cfg.reference, cli.boolean(cfg, "allow_mixed"))
     except (ResultsError, FileNotFoundError) as err:
         sys.exit(f"error: {err}")
     for path in paths:
         print(path)
+
+
+main = cli.app("analysis_figures", run)
 
 
 if __name__ == "__main__":

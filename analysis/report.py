@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis import cli, exact, figures, measures
+from analysis import cli, exact, figures, files, measures
 from analysis.load import ResultsError
 
 HIER = "hierarchical"
@@ -57,6 +57,29 @@ def _img(path: Path, alt: str) -> str:
 
 def _table(df: pd.DataFrame) -> str:
     return df.to_html(index=False, escape=True, border=0, classes="t", na_rep="–")
+
+
+def _span(values: pd.Series, pct: bool = False) -> str:
+    """The range of ``values`` over cells ("0.91–0.95", or one number when they agree)."""
+    show = (lambda v: _pct(v)) if pct else (lambda v: f"{v:.3g}")
+    low, high = show(values.min()), show(values.max())
+    return low if low == high else f"{low}–{high}"
+
+
+def spec_summary(spec: str) -> str:
+    """The first line of the docstring of ``models/<spec>.py``, read from its source (nothing of
+    ``models`` runs: the analysis reads files only); empty where there is none."""
+    import ast
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec(f"models.{spec}")
+    except (ImportError, ValueError):
+        return ""
+    if found is None or not found.origin:
+        return ""
+    doc = ast.get_docstring(ast.parse(Path(found.origin).read_text(encoding="utf-8"))) or ""
+    return doc.strip().splitlines()[0].rstrip(".") if doc.strip() else ""
 
 
 class Report:
@@ -430,6 +453,33 @@ class Report:
             out.append(_table(shown))
         return "".join(out)
 
+    def each_spec(self) -> str:
+        """One sentence per prior of the study: what its spec declares (the first line of its
+        module's docstring) and its own numbers, so a newly added spec is reported like the others."""
+        items = []
+        for name in self.priors:
+            t = self.spec(name)
+            spec = t["prior_spec"].iloc[0] if "prior_spec" in t and len(t) else name
+            text = f"<code>{html.escape(name)}</code>"
+            if spec != name:
+                text += f" (spec <code>{html.escape(str(spec))}</code>)"
+            declared = spec_summary(str(spec))
+            text += f": {html.escape(declared)}" if declared else ""
+            facts = []
+            ratio = t["rmse_ratio"].dropna() if "rmse_ratio" in t else pd.Series(dtype=float)
+            if len(ratio) and name != self.reference:
+                facts.append(f"RMSE of θ {_span(ratio)} × that of <code>{html.escape(self.reference)}</code> "
+                             "on the same data sets")
+            if "coverage_90" in t and t["coverage_90"].notna().any():
+                facts.append(f"90 % intervals cover θ {_span(t['coverage_90'].dropna(), pct=True)}")
+            if "flagged_rate" in t and t["flagged_rate"].notna().any():
+                facts.append(f"{_span(t['flagged_rate'].dropna(), pct=True)} of fits flagged")
+            cells = len(t)
+            text += (f". Over its {cells} cell{'s' if cells != 1 else ''}: " + "; ".join(facts) + "."
+                     if facts else ".")
+            items.append(f"<li>{text}</li>")
+        return f"<ul>{''.join(items)}</ul>"
+
     def appendix(self) -> str:
         cols = ["prior", *self.cell_axes]
         t = self.theta.sort_values(cols)
@@ -447,6 +497,7 @@ class Report:
 
     def html(self) -> str:
         sections = [
+            ("The prior specs of this study", self.each_spec),
             ("What does a hierarchical prior buy over no pooling, and where does it stop mattering?", self.pooling),
             ("Why not a flat prior for flexibility?", self.flat),
             ("What happens to posterior variance?", self.variance),
@@ -479,24 +530,20 @@ def write(results_dir, reference: str = measures.REFERENCE, out=None, allow_mixe
     """Write ``report.html`` (by default into ``results_dir``) and return its path."""
     report = Report(results_dir, reference, allow_mixed)
     path = Path(out) if out else Path(results_dir) / "report.html"
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(report.html(), encoding="utf-8")
-    tmp.replace(path)
+    files.write_atomic(path, report.html())
     return path
 
 
-def main(argv=None) -> None:
-    args = cli.parse(
-        argv,
-        {"results_dir": None, "reference": measures.REFERENCE, "out": "", "allow_mixed": "false"},
-        required=("results_dir",),
-    )
+def run(cfg) -> None:
+    """``python -m analysis.report``: write the report of ``cfg.results_dir`` and print its path."""
     try:
-        path = write(args["results_dir"], args["reference"], args["out"] or None,
-                     cli.boolean(args, "allow_mixed"))
+        path = write(cfg.results_dir, cfg.reference, cfg.out, cli.boolean(cfg, "allow_mixed"))
     except (ResultsError, FileNotFoundError) as err:
         sys.exit(f"error: {err}")
     print(path)
+
+
+main = cli.app("analysis_report", run)
 
 
 if __name__ == "__main__":

@@ -106,15 +106,18 @@ def read(results_dir) -> pd.DataFrame:
     return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
 
 
-def main(argv=None) -> None:
-    args = cli.parse(argv, {"results_dir": None, "alpha": "0.001"}, ("results_dir",))
-    table = read(args["results_dir"])
-    result = check(table, float(args["alpha"]))
+def run(cfg) -> None:
+    """``python -m analysis.sbc``: test, print and draw the rank tables of ``cfg.results_dir``."""
+    table = read(cfg.results_dir)
+    result = check(table, float(cfg.alpha))
     with pd.option_context("display.width", 120, "display.max_rows", 500):
         print(result.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     failing = sorted(set(result.loc[~result["spec_passes"], "prior"] + " (" + result.loc[~result["spec_passes"], "form"] + ")"))
     print("all specs pass" if not failing else f"failing: {', '.join(failing)}")
-    print(draw(table, Path(args["results_dir"]) / "figures" / "sbc_ranks.png"))
+    print(draw(table, Path(cfg.results_dir) / "figures" / "sbc_ranks.png"))
+
+
+main = cli.app("analysis_sbc", run)
 
 
 if __name__ == "__main__":

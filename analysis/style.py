@@ -37,12 +37,15 @@ def prior_order(names) -> list[str]:
 
 
 def palette(names) -> dict:
-    """Fixed colours: a known spec keeps its colour whichever specs a study has."""
+    """Fixed colours: a known spec keeps its colour whichever specs a study has; the others take
+    the palette's free colours, then as many further distinct hues as they need (never a known
+    spec's colour)."""
     colours = sns.color_palette("colorblind", 10) + sns.color_palette("dark", 10)
-    extra = [p for p in prior_order(names) if p.removesuffix(PARTIAL) not in KNOWN_PRIORS]
-    index = {**KNOWN_PRIORS, **{p: 15 + i for i, p in enumerate(extra)}}
-    return {
-        p: colours[index[p.removesuffix(PARTIAL) if p.removesuffix(PARTIAL) in KNOWN_PRIORS else p]
-                   % len(colours)]
-        for p in prior_order(names)
-    }
+    free = [i for i in range(len(colours)) if i not in KNOWN_PRIORS.values()]
+    base = lambda p: p.removesuffix(PARTIAL)  # noqa: E731  (a partial line keeps its spec's colour)
+    extra = sorted({base(p) for p in names} - set(KNOWN_PRIORS))
+    more = sns.color_palette("husl", max(len(extra) - len(free), 0))
+    colour = {**{p: colours[i] for p, i in KNOWN_PRIORS.items()},
+              **{p: colours[i] for p, i in zip(extra, free)},
+              **dict(zip(extra[len(free):], more))}
+    return {p: colour[base(p)] for p in prior_order(names)}

@@ -1,6 +1,7 @@
 """Analyse: prior specifications (one NumPyro model per file) and the engine that fits them.
 
-A prior spec is a module ``models/<name>.py`` that defines ``model(data, **hyper)``: a NumPyro
+A prior spec is a module ``models/<name>.py`` that says so with ``SPEC = True`` (the other modules
+are machinery) and defines ``model(data, **hyper)``: a NumPyro
 model of one data set, whose group effects are the sample site ``theta`` (shape (J,)) and whose
 group-level parameters, where the spec has them, are ``mu`` and ``tau``. ``data`` is the dict a
 simulator returns for one replicate (see ``models.likelihood``). Its hyperparameters, with their
@@ -16,18 +17,22 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import re
+from pathlib import Path
 from types import ModuleType
 
-# Modules of this package that are machinery, not prior specs.
-_MACHINERY = {"engine", "nuts", "diagnostics", "likelihood", "priors", "closed_form", "collapse", "exact"}
+_MARKER = re.compile(r"^SPEC\s*=\s*True\b", re.M)
 
 
 def available() -> list[str]:
-    """Names of the prior specs that ship with hierbench."""
+    """Names of the prior specs: the modules of this package that set ``SPEC = True`` (read from
+    their source, so listing them imports none)."""
+    folder = Path(__path__[0])
     return sorted(
         m.name
         for m in pkgutil.iter_modules(__path__)
-        if not m.name.startswith("_") and m.name not in _MACHINERY
+        if not m.name.startswith("_")
+        and _MARKER.search((folder / f"{m.name}.py").read_text(encoding="utf-8"))
     )
 
 

@@ -18,6 +18,8 @@ import numpyro.distributions as dist
 
 from models.likelihood import n_groups, observe
 
+SPEC = True  # a prior spec (models.available), not machinery
+
 # theta is a deterministic copy of mu: nothing to non-center.
 PARAMETERIZATIONS = ("centered",)
 

@@ -28,6 +28,8 @@ import numpy as np
 
 from models.closed_form import group_estimates, interval_site, point_site, sigma_site
 
+SPEC = True  # a prior spec (models.available), not machinery
+
 PARAMETERIZATIONS = ("none",)  # no draws, nothing to parameterize
 GRID = 400  # log-spaced grid points for tau^2
 GOLDEN_STEPS = 100  # each shrinks the bracket by 0.618: 1e-21 of it is left

@@ -20,6 +20,8 @@ from numpyro.distributions import constraints
 
 from models.likelihood import n_groups, observe
 
+SPEC = True  # a prior spec (models.available), not machinery
+
 # A flat prior has no location and scale to non-center on; with Gaussian data theta is
 # integrated out (models.collapse: theta_j | sigma, y ~ N(ybar_j, sigma^2 / n_j)).
 PARAMETERIZATIONS = ("centered", "collapsed", "auto")

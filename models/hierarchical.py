@@ -23,6 +23,8 @@ from numpyro.distributions import constraints
 from models.likelihood import n_groups, observe
 from models.priors import TAU_FAMILIES, sample_tau
 
+SPEC = True  # a prior spec (models.available), not machinery
+
 MU_FAMILIES = ("normal", "flat")
 CHOICES = {"tau_family": TAU_FAMILIES, "mu_family": MU_FAMILIES}  # allowed string values
 

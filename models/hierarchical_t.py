@@ -22,6 +22,8 @@ import numpyro.distributions as dist
 from models.likelihood import n_groups, observe
 from models.priors import TAU_FAMILIES, sample_tau
 
+SPEC = True  # a prior spec (models.available), not machinery
+
 THETA_SHAPE_PARAMS = ("df",)  # non-centering keeps the t's degrees of freedom
 CHOICES = {"tau_family": TAU_FAMILIES}
 # tau here is the scale of a t, whose sd is tau sqrt(nu / (nu - 2)): not a scenario's tau

@@ -22,6 +22,8 @@ import numpyro.distributions as dist
 
 from models.likelihood import n_groups, observe
 
+SPEC = True  # a prior spec (models.available), not machinery
+
 # tau here is the global scale, not the sd of theta that a scenario's tau is: no truth for it
 NOT_SCENARIO_ESTIMANDS = ("tau",)
 

@@ -23,6 +23,8 @@ import numpy as np
 
 from models.closed_form import group_estimates, interval_site, point_site, sigma_site
 
+SPEC = True  # a prior spec (models.available), not machinery
+
 PARAMETERIZATIONS = ("none",)  # no draws, nothing to parameterize
 
 

@@ -16,6 +16,8 @@ import numpyro.distributions as dist
 
 from models.likelihood import n_groups, observe
 
+SPEC = True  # a prior spec (models.available), not machinery
+
 
 def model(data, *, loc, scale, sigma_scale):
     with numpyro.plate("groups", n_groups(data)):

@@ -21,6 +21,8 @@ from numpyro.distributions import transforms
 
 from models.likelihood import n_groups, observe
 
+SPEC = True  # a prior spec (models.available), not machinery
+
 POSITIVE = ("kappa0",)  # hyperparameters that must be > 0 besides *scale and *df
 
 

@@ -17,6 +17,8 @@ import numpyro.distributions as dist
 
 from models.likelihood import n_groups, observe
 
+SPEC = True  # a prior spec (models.available), not machinery
+
 THETA_SHAPE_PARAMS = ("df",)  # non-centering keeps the t's degrees of freedom
 
 

@@ -68,6 +68,7 @@ from importlib import metadata
 from pathlib import Path
 
 import runs  # noqa: F401  (XLA threads: set before JAX starts, here and in every child)
+from analysis import files
 from runs import threads
 
 HYPER = dict(mu_family="normal", mu_loc=0.0, mu_scale=10.0, tau_family="half_normal", tau_df=3.0,
@@ -90,8 +91,8 @@ ALPHA = 0.01  # family-wise error rate of the agreement check
 GROUP_SIZES = (10, 1000)  # the group-size check: same J, 100x the observations per group
 # The group-size check passes when s/fit at 1000 per group is at most twice that at 10. The program
 # is the same (shapes do not depend on the group size), but the posterior is not quite: sigma is
-# pinned down 10x more tightly, so NUTS takes somewhat different trees (all chains of a batch step
-# together, so the deepest tree sets the pace). A likelihood of the raw observations would cost
+# pinned down 10x more tightly, so NUTS takes somewhat different trees (and a row of lanes waits
+# for the slowest chain of its data set). A likelihood of the raw observations would cost
 # about 100x more per gradient at 100x the observations.
 GROUP_SIZE_SLACK = 2.0
 MEMORY_LIMIT_MB = 4000.0  # peak RSS of (a) on memory_groups groups: at most 4 GB
@@ -199,8 +200,8 @@ def main(argv=None) -> None:
     text = render(report)
     print(text)
     out = Path(opts["out"])
-    _write_atomic(out / "bench.json", json.dumps(_json_safe(report), indent=2) + "\n")
-    _write_atomic(out / "bench.md", markdown(report))
+    files.write_atomic(out / "bench.json", json.dumps(_json_safe(report), indent=2) + "\n")
+    files.write_atomic(out / "bench.md", markdown(report))
     print(f"\nwritten: {out / 'bench.json'}, {out / 'bench.md'}")
     if any("error" in r for r in results.values()):
         raise SystemExit(1)
@@ -1096,24 +1097,6 @@ def _json_safe(value):
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Write via a temporary file in the same folder renamed into place: all of it or nothing."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; a result file is not
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 if __name__ == "__main__":

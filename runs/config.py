@@ -15,7 +15,6 @@ import dataclasses
 import hashlib
 import inspect
 import json
-import math
 import os
 import re
 import tempfile
@@ -26,28 +25,14 @@ from omegaconf import DictConfig, OmegaConf
 
 import models
 import sim
-from models.engine import ESTIMANDS, PARAMETERIZATIONS, RESULTS_VERSION, Inference
+from models.engine import ESTIMANDS, PARAMETERIZATIONS, RESULTS_VERSION, Inference, method
 from models.nuts import MAX_TREE_DEPTH
+from runs.checks import ConfigError, is_int, is_number, require
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
 """The folder of the Hydra configs; a sub-folder of yaml files is a config group."""
 
 
-class ConfigError(ValueError):
-    """A config value that cannot be run."""
-
-
-def _require(ok: bool, key: str, value, allowed: str) -> None:
-    if not ok:
-        raise ConfigError(f"{key}={value!r} is not allowed: {allowed}")
-
-
-def _is_number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,7 +73,7 @@ _RULES = {  # key: (check, what is allowed), beyond the type the schema gives
     "study": (lambda v: bool(_STUDY_NAME.fullmatch(v)),
               "a folder name of letters, digits, '_', '-' and '.' (not starting with '.')"),
     "seed": (lambda v: v >= 0, "an integer >= 0"),
-    "replicates": (lambda v: v == "auto" or (_is_int(v) and v >= 1),
+    "replicates": (lambda v: v == "auto" or (is_int(v) and v >= 1),
                    "an integer >= 1, or auto (as many as the targets in auto need)"),
     "memory_budget_gb": (lambda v: v > 0, "a number > 0"),
     "results_root": (lambda v: v != "", "a folder"),
@@ -97,11 +82,11 @@ _RULES = {  # key: (check, what is allowed), beyond the type the schema gives
 
 _TYPES = {  # the schema's field types: (check, what is allowed)
     "str": (lambda v: isinstance(v, str), "a string"),
-    "int": (_is_int, "an integer"),
-    "float": (_is_number, "a finite number"),
+    "int": (is_int, "an integer"),
+    "float": (is_number, "a finite number"),
     "bool": (lambda v: isinstance(v, bool), "true or false"),
     "Optional[str]": (lambda v: v is None or isinstance(v, str), "a folder or null"),
-    "int | str": (lambda v: _is_int(v) or isinstance(v, str), "an integer"),
+    "int | str": (lambda v: is_int(v) or isinstance(v, str), "an integer"),
     "Optional[dict]": (lambda v: v is None or isinstance(v, (dict, DictConfig)),
                        "a block of settings or null"),
 }
@@ -112,17 +97,17 @@ def _validate_keys(cfg: DictConfig, schema) -> None:
     fields = {f.name: f.type for f in dataclasses.fields(schema)}
     given = [k for k in cfg.keys() if k not in GROUPS and k != "hydra"]
     for key in given:
-        _require(key in fields, key, cfg[key],
+        require(key in fields, key, cfg[key],
                  f"not a key of this config; its keys are {', '.join([*fields, *GROUPS])}")
     for key, kind in fields.items():
         if key in OPTIONAL_KEYS and key not in cfg:
             continue
-        _require(key in cfg, key, None, "a value is needed")
+        require(key in cfg, key, None, "a value is needed")
         value = cfg[key]
         ok, allowed = _TYPES[kind]
-        _require(ok(value), key, value, _RULES.get(key, (None, allowed))[1])
+        require(ok(value), key, value, _RULES.get(key, (None, allowed))[1])
         if key in _RULES:
-            _require(_RULES[key][0](value), key, value, _RULES[key][1])
+            require(_RULES[key][0](value), key, value, _RULES[key][1])
 
 
 def validate(cfg: DictConfig, writable: bool = True) -> None:
@@ -154,17 +139,17 @@ def _validate_inference(inf) -> None:
     target acceptance rate in (0, 1)."""
     fields = [f.name for f in dataclasses.fields(Inference)]
     for key in inf.keys():
-        _require(key in fields, f"inference.{key}", inf[key],
+        require(key in fields, f"inference.{key}", inf[key],
                  f"not a NUTS setting; the settings are {', '.join(fields)}")
     for key in fields:
-        _require(key in inf, f"inference.{key}", None, "a value is needed")
+        require(key in inf, f"inference.{key}", None, "a value is needed")
     for key, (least, why) in _INFERENCE_MINIMA.items():
-        _require(_is_int(inf[key]) and inf[key] >= least, f"inference.{key}", inf[key],
+        require(is_int(inf[key]) and inf[key] >= least, f"inference.{key}", inf[key],
                  f"an integer >= {least}{why}")
-    _require(inf.max_tree_depth <= MAX_TREE_DEPTH, "inference.max_tree_depth",
-             inf.max_tree_depth, f"an integer from 1 to {MAX_TREE_DEPTH} (the deepest tree the "
-             "sampler builds: models.nuts.MAX_TREE_DEPTH)")
-    _require(_is_number(inf.target_accept) and 0 < inf.target_accept < 1,
+    require(inf.max_tree_depth <= MAX_TREE_DEPTH, "inference.max_tree_depth",
+            inf.max_tree_depth, f"an integer from 1 to {MAX_TREE_DEPTH} (the deepest tree the "
+            "sampler builds: models.nuts.MAX_TREE_DEPTH)")
+    require(is_number(inf.target_accept) and 0 < inf.target_accept < 1,
              "inference.target_accept", inf.target_accept, "a number in (0, 1)")
 
 
@@ -177,30 +162,30 @@ def validate_auto(block) -> None:
     if isinstance(block, dict):
         block = OmegaConf.create(block)
     settings = ", ".join(auto.SETTINGS)
-    _require(isinstance(block, (dict, DictConfig)), "auto", block,
+    require(isinstance(block, (dict, DictConfig)), "auto", block,
              f"a block of settings with {settings}, needed with replicates=auto")
     for key in block.keys():
-        _require(key in auto.SETTINGS, f"auto.{key}", block[key],
+        require(key in auto.SETTINGS, f"auto.{key}", block[key],
                  f"not a setting of replicates=auto; the settings are {settings}")
     for key in auto.SETTINGS:
-        _require(key in block and block[key] is not None, f"auto.{key}", None,
+        require(key in block and block[key] is not None, f"auto.{key}", None,
                  "a value is needed with replicates=auto")
-    _require(block.estimand in ESTIMANDS, "auto.estimand", block.estimand,
+    require(block.estimand in ESTIMANDS, "auto.estimand", block.estimand,
              f"an estimand family: one of {', '.join(ESTIMANDS)}")
     targets = block.targets
-    _require(isinstance(targets, (dict, DictConfig)) and len(targets) > 0, "auto.targets",
+    require(isinstance(targets, (dict, DictConfig)) and len(targets) > 0, "auto.targets",
              _plain(targets), "one or more measures, each with the Monte Carlo SE wanted, e.g. "
              "{coverage_90: 0.01, rmse_rel: 0.02}")
     for name, value in targets.items():
-        _require(name in auto.TARGETS, f"auto.targets.{name}", value,
+        require(name in auto.TARGETS, f"auto.targets.{name}", value,
                  f"a measure: one of {', '.join(auto.TARGETS)}")
-        _require(_is_number(value) and value > 0, f"auto.targets.{name}", value,
+        require(is_number(value) and value > 0, f"auto.targets.{name}", value,
                  "a number > 0 (the Monte Carlo SE wanted; relative for a name ending in _rel)")
-    _require(_is_int(block.pilot) and 2 <= block.pilot <= auto.MAX_CAP, "auto.pilot", block.pilot,
+    require(is_int(block.pilot) and 2 <= block.pilot <= auto.MAX_CAP, "auto.pilot", block.pilot,
              f"an integer from 2 (the pilot estimates a variance) to {auto.MAX_CAP}")
-    _require(_is_int(block.batch) and block.batch >= 1, "auto.batch", block.batch,
+    require(is_int(block.batch) and block.batch >= 1, "auto.batch", block.batch,
              "an integer >= 1")
-    _require(_is_int(block.cap) and block.batch <= block.cap <= auto.MAX_CAP, "auto.cap",
+    require(is_int(block.cap) and block.batch <= block.cap <= auto.MAX_CAP, "auto.cap",
              block.cap, f"an integer from auto.batch ({block.batch}) to {auto.MAX_CAP}")
 
 
@@ -217,20 +202,20 @@ def check_writable(folder, key: str = "results_root", value=None) -> None:
         while not existing.exists():
             existing = existing.parent
     except OSError as err:
-        _require(False, key, value, f"a folder where files can be written ({err.strerror})")
-    _require(existing.is_dir(), key, value,
+        require(False, key, value, f"a folder where files can be written ({err.strerror})")
+    require(existing.is_dir(), key, value,
              f"a folder where files can be written; {existing} is a file")
     try:
         fd, probe = tempfile.mkstemp(dir=existing, prefix=".hierbench-probe-")
         os.close(fd)
         os.unlink(probe)
     except OSError as err:
-        _require(False, key, value,
+        require(False, key, value,
                  f"a folder where files can be written; no file can be created in {existing} "
                  f"({err.strerror})")
 
 
-def _overrides(args: list[str]) -> list:
+def parse_overrides(args: list[str]) -> list:
     """(Hydra override, its word) for each ``key=value`` word of a command line; none for a
     line with a syntax error (Hydra reports it with its position)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -248,7 +233,7 @@ def check_group_choices(args: list[str], conf: Path = CONF) -> None:
     groups (``hydra/launcher=...``, whose choices come from plugins too), are left to Hydra."""
     from hydra.core.override_parser.types import ChoiceSweep
 
-    for o, _ in _overrides(args):
+    for o, _ in parse_overrides(args):
         folder = conf / o.key_or_group
         if (o.package is not None or o.is_delete() or not folder.is_dir()
                 or o.key_or_group.startswith("hydra")):  # Hydra's groups: plugins add choices
@@ -262,41 +247,29 @@ def check_group_choices(args: list[str], conf: Path = CONF) -> None:
             continue
         known = sorted(p.stem for p in folder.glob("*.yaml"))
         for v in values:
-            _require(str(v) in known, o.key_or_group, v, f"one of {', '.join(known)}")
+            require(str(v) in known, o.key_or_group, v, f"one of {', '.join(known)}")
 
 
 def check_command_line(args: list[str], config_name: str) -> None:
-    """``check_group_choices`` and ``check_keys`` on the command line of the Hydra app whose
-    primary config is ``config_name``; a ConfigError ends the program with its one line, before
-    Hydra starts (so before it writes anything)."""
-    import sys
+    """Before Hydra starts: ``runs.app.check_command_line`` (groups, choices and keys checked in
+    one line each; ``--cfg`` on a sweep's first job)."""
+    from runs import app
 
-    try:
-        check_group_choices(args)
-        check_keys(args, config_name)
-    except ConfigError as err:
-        sys.exit(f"error: {err}")
+    app.check_command_line(args, config_name)
 
 
-def check_keys(args: list[str], config_name: str, conf: Path = CONF) -> None:
-    """The keys a command line sets without ``+`` (``replicates=5``, ``scenario.tau=1,4``) are
-    keys of the config it composes: Hydra's own message for one that is not (``bogus=1``, where
-    ``+bogus=1`` adds a key) runs over six lines. Checked on the sweep's first job (every sweep
-    at its first value), after ``check_group_choices``; the preflight composes the other jobs."""
-    from hydra import compose, initialize_config_dir
+def first_job_words(args: list[str], conf: Path = CONF) -> list[str] | None:
+    """The ``key=value`` words of a command line with each sweep (``a,b``, ``glob(*)``,
+    ``range(...)``) replaced by its first value: the words of the sweep's first job. Hydra's own
+    keys are left out; None where a value would need quoting (left to Hydra and the preflight)."""
     from hydra.core.override_parser.types import ChoiceSweep, Glob
-    from hydra.errors import HydraException
 
-    if any(a.split("=")[0] in ("--config-name", "-cn", "--config-path", "-cp", "--config-dir",
-                                "-cd") for a in args):
-        return  # another primary config than config_name: left to Hydra
-    parsed = _overrides(args)
     first = []
-    for o, word in parsed:
+    for o, word in parse_overrides(args):
         if o.key_or_group.startswith("hydra"):  # Hydra's own settings and plugin groups
             continue
         value = o.value()
-        if o.is_sweep_override():  # the sweep's first value
+        if o.is_sweep_override():
             if isinstance(value, ChoiceSweep):
                 v = value.list[0]
             elif isinstance(value, Glob):  # the first name it picks in the group's folder
@@ -305,28 +278,51 @@ def check_keys(args: list[str], config_name: str, conf: Path = CONF) -> None:
             else:  # range(...), interval(...)
                 v = getattr(value, "start", None)
             if v is None or not re.fullmatch(r"[\w.\-/]+", str(v)):
-                return  # a value that would need quoting: left to Hydra and the preflight
+                return None
             word = f"{o.get_key_element()}={v}"
         first.append(word)
+    return first
+
+
+def check_keys(args: list[str], config_name: str, conf: Path = CONF) -> None:
+    """The keys a command line sets without ``+`` (``replicates=5``, ``scenario.tau=1,4``) are
+    keys of the config it composes (``+bogus=1`` adds a key; ``bogus=1`` is a typo). Checked on
+    the sweep's first job, after ``check_group_choices``; the preflight composes the other jobs."""
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+
+    if any(a.split("=")[0] in ("--config-name", "-cn", "--config-path", "-cp", "--config-dir",
+                                "-cd") for a in args):
+        return  # another primary config than config_name: left to Hydra
+    words = first_job_words(args, conf)
+    if words is None:
+        return
+    groups = {p.name for p in conf.iterdir() if p.is_dir()}
+    given = {o.key_or_group: word.split("=", 1)[1] for o, word in parse_overrides(args)}
+    plain, structural = [], []
+    for o, word in parse_overrides(words):
+        is_plain = not (o.package is not None or o.is_add() or o.is_delete()
+                        or o.key_or_group in groups)
+        (plain if is_plain else structural).append((o.key_or_group, word))
+    absent = object()
     try:
         with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
-            compose(config_name, overrides=first)
+            cfg = compose(config_name, overrides=[w for _, w in structural])
+            for key, word in plain:
+                if OmegaConf.select(cfg, key, default=absent) is absent:
+                    value = given.get(key, word.split("=", 1)[1])
+                    require(False, key, value,
+                            f"{key} is not a key of the {config_name} config (a typo? "
+                            f"+{key}={value} adds a new key)")
+            compose(config_name, overrides=words)
     except HydraException as err:
-        unknown = re.match(r"Could not override '([^']+)'", str(err))
-        if not unknown:
-            raise ConfigError(" ".join(str(err).split())) from None
-        key = unknown.group(1)
-        value = next((w.split("=", 1)[1] for _, w in parsed if w.split("=", 1)[0] == key), "")
-        raise ConfigError(
-            f"{key}={value!r} is not allowed: {key} is not a key of the {config_name} config "
-            f"(a typo? +{key}={value} adds a new key)"
-        ) from None
+        raise ConfigError(" ".join(str(err).split())) from None
 
 
 def _validate_scenario(sc) -> None:
     """The scenario exists; its parameters are those of its simulator, each finite, with the
     common ones in range and the others as the simulator's ``CONSTRAINTS`` say."""
-    _require(sc.name in sim.available(), "scenario", sc.name, f"one of {', '.join(sim.available())}")
+    require(sc.name in sim.available(), "scenario", sc.name, f"one of {', '.join(sim.available())}")
     module = sim.load(sc.name)
     wanted = {
         name for name, p in inspect.signature(module.simulate).parameters.items()
@@ -334,34 +330,34 @@ def _validate_scenario(sc) -> None:
     }
     given = {k for k in sc.keys() if k != "name"}
     for key in sorted(given - wanted):
-        _require(False, f"scenario.{key}", sc[key],
+        require(False, f"scenario.{key}", sc[key],
                  f"not a parameter of scenario {sc.name}; it takes {', '.join(sorted(wanted))}")
     for key in sorted(wanted - given):
-        _require(False, f"scenario.{key}", None, f"scenario {sc.name} needs a value for it")
+        require(False, f"scenario.{key}", None, f"scenario {sc.name} needs a value for it")
     for key in sorted(given):
-        _require(_is_number(sc[key]), f"scenario.{key}", sc[key], "a finite number")
+        require(is_number(sc[key]), f"scenario.{key}", sc[key], "a finite number")
     for key in ("tau", "sigma"):
         if key in sc:
-            _require(sc[key] > 0, f"scenario.{key}", sc[key], "a number > 0")
+            require(sc[key] > 0, f"scenario.{key}", sc[key], "a number > 0")
     if "n_groups" in sc:
-        _require(isinstance(sc.n_groups, int) and sc.n_groups >= 2, "scenario.n_groups",
+        require(isinstance(sc.n_groups, int) and sc.n_groups >= 2, "scenario.n_groups",
                  sc.n_groups, "an integer >= 2")
     if "group_size" in sc:
-        _require(isinstance(sc.group_size, int) and sc.group_size >= 1, "scenario.group_size",
+        require(isinstance(sc.group_size, int) and sc.group_size >= 1, "scenario.group_size",
                  sc.group_size, "an integer >= 1")
     for key, (allowed, ok) in getattr(module, "CONSTRAINTS", {}).items():
-        _require(bool(ok(sc[key])), f"scenario.{key}", sc[key], allowed)
+        require(bool(ok(sc[key])), f"scenario.{key}", sc[key], allowed)
 
 
 def validate_prior(prior) -> None:
     """The prior's name, spec, parameterization and hyperparameters."""
-    _require(isinstance(prior.name, str) and prior.name.isidentifier(), "prior.name",
+    require(isinstance(prior.name, str) and prior.name.isidentifier(), "prior.name",
              prior.name, "a name of letters, digits and underscores")
-    _require(prior.spec in models.available(), "prior.spec", prior.spec,
+    require(prior.spec in models.available(), "prior.spec", prior.spec,
              f"one of {', '.join(models.available())}")
     spec = models.load(prior.spec)
     allowed = getattr(spec, "PARAMETERIZATIONS", PARAMETERIZATIONS)
-    _require(prior.parameterization in allowed, "prior.parameterization",
+    require(prior.parameterization in allowed, "prior.parameterization",
              prior.parameterization, f"one of {', '.join(allowed)} for spec {prior.spec}")
     _validate_hyper(spec, prior.spec, prior.hyper)
 
@@ -378,19 +374,19 @@ def _validate_hyper(module, prior: str, hyper) -> None:
     }
     given = set(hyper.keys())
     for key in sorted(given - wanted):
-        _require(False, f"prior.hyper.{key}", hyper[key],
+        require(False, f"prior.hyper.{key}", hyper[key],
                  f"not a hyperparameter of {prior}; it takes {', '.join(sorted(wanted)) or 'none'}")
     for key in sorted(wanted - given):
-        _require(False, f"prior.hyper.{key}", None, f"{prior} needs a value for it")
+        require(False, f"prior.hyper.{key}", None, f"{prior} needs a value for it")
     choices = getattr(module, "CHOICES", {})
     for key, value in hyper.items():
         name = f"prior.hyper.{key}"
         if key in choices:
-            _require(value in choices[key], name, value, f"one of {', '.join(choices[key])}")
+            require(value in choices[key], name, value, f"one of {', '.join(choices[key])}")
         else:
-            _require(_is_number(value), name, value, "a finite number")
+            require(is_number(value), name, value, "a finite number")
             if key.endswith(("scale", "df")) or key in positive:
-                _require(value > 0, name, value, "a number > 0")
+                require(value > 0, name, value, "a number > 0")
 
 
 def scenario_params(cfg: DictConfig) -> dict:
@@ -414,6 +410,22 @@ def identity(cfg: DictConfig) -> dict:
         "scenario": OmegaConf.to_container(cfg.scenario),
         "prior": OmegaConf.to_container(cfg.prior),
         "inference": OmegaConf.to_container(cfg.inference),
+    }
+
+
+def fit_columns(cfg: DictConfig, hyper: dict, fit_form: str) -> dict:
+    """The identity columns of a fit's rows that name its prior and sampler (``runs.job`` and
+    ``runs.fit`` put the cell's or the data set's columns before them); ``fit_form`` is the
+    parameterization the fits ran (``models.engine.form``: ``auto`` resolved)."""
+    return {
+        "prior": cfg.prior.name,
+        "prior_spec": cfg.prior.spec,
+        "method": method(cfg.prior.spec),
+        "prior_parameterization": cfg.prior.parameterization,
+        "fit_parameterization": fit_form,
+        **{f"prior_{k}": v for k, v in hyper.items()},
+        **OmegaConf.to_container(cfg.inference),
+        "seed": int(cfg.seed),
     }
 
 

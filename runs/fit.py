@@ -1,7 +1,7 @@
 """``python -m runs.fit dataset=<name> prior=<prior>``: fit one data set, print and store a summary.
 
 ``dataset`` is a shipped data set (``sim.datasets.available()``: eight_schools, efron_morris,
-radon, rat_tumors) or the path of a CSV file (its columns: ``sim.datasets``, README "Fitting one
+radon, rat_tumors) or the path of a CSV file (its columns: ``sim.datasets``, docs/scenarios.md "Fitting one
 data set"). The summary (posterior mean, sd, 95 % interval, R-hat, bulk ESS per parameter, the
 fit's divergences and status, and the error against the truth where the data set has one) is
 printed and written to ``<results_root>/fit/<dataset>/<prior>-<hash>.parquet``. With
@@ -29,7 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import models
 from models import closed_form, engine
-from runs import config, job, store
+from runs import app, config, job, store
 from sim import datasets
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ def run(cfg: DictConfig) -> tuple[Path, pd.DataFrame]:
     }
     chash = config.config_hash(ident)
     path = Path(cfg.results_root) / "fit" / ds.name / f"{cfg.prior.name}-{chash}.parquet"
-    job._use_compilation_cache(cfg.get("compilation_cache"))
+    job.use_compilation_cache(cfg.get("compilation_cache"))
 
     hyper = OmegaConf.to_container(cfg.prior.hyper)
     # the same sampler key for every prior, so side-by-side differences are the priors'
@@ -76,17 +76,7 @@ def run(cfg: DictConfig) -> tuple[Path, pd.DataFrame]:
     seconds = time.perf_counter() - started
     mismatched = getattr(models.load(cfg.prior.spec), "NOT_SCENARIO_ESTIMANDS", ())
     truth = {k: np.asarray(v)[None] for k, v in ds.truth.items() if k not in mismatched}
-    identity_cols = {
-        **dataset_identity(cfg, ds),
-        "prior": cfg.prior.name,
-        "prior_spec": cfg.prior.spec,
-        "method": engine.method(cfg.prior.spec),
-        "prior_parameterization": cfg.prior.parameterization,
-        "fit_parameterization": fit_form,
-        **{f"prior_{k}": v for k, v in hyper.items()},
-        **OmegaConf.to_container(cfg.inference),
-        "seed": int(cfg.seed),
-    }
+    identity_cols = {**dataset_identity(cfg, ds), **config.fit_columns(cfg, hyper, fit_form)}
     table = store.rows(
         fit, truth, np.array([0]), identity_cols, raw=closed_form.raw_estimates(ds.batch()),
         chains=cfg.inference.chains,
@@ -241,7 +231,7 @@ class CompareCallback(Callback):
         print(f"written: {out}")
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="fit")
+@hydra.main(version_base="1.3", config_path=str(config.CONF), config_name="fit")
 def main(cfg: DictConfig) -> None:
     try:
         path, table = run(cfg)
@@ -255,6 +245,10 @@ def main(cfg: DictConfig) -> None:
         print(describe(table, path))
 
 
+def cli() -> None:
+    """Check the command line, then run the Hydra app (``runs.app.start``)."""
+    app.start(main, "fit")
+
+
 if __name__ == "__main__":
-    config.check_command_line(sys.argv[1:], "fit")
-    main()
+    cli()

@@ -37,6 +37,7 @@ import models
 import sim
 from models import closed_form, engine, exact
 from runs import auto, config, store, verify
+from runs.checks import require
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ def run(cfg: DictConfig) -> Path:
         except verify.CannotSetAside as err:
             raise WriteError(str(err)) from err
         log.warning("%s: damaged, %s; moved to %s, its job runs again", path, damage, aside)
-    _use_compilation_cache(cfg.get("compilation_cache"))
+    use_compilation_cache(cfg.get("compilation_cache"))
 
     started = time.perf_counter()
     if cfg.replicates == "auto":
@@ -197,7 +198,7 @@ def _stored_pilot(file: Path, chash: str, settings: auto.Settings) -> list | Non
 def _check_estimand(rows: pd.DataFrame, settings: auto.Settings) -> None:
     """The job reports the estimand family its targets are on (known after the pilot's fits)."""
     reported = [p for p in engine.ESTIMANDS if p in set(rows["param"])]
-    config._require(settings.estimand in reported, "auto.estimand", settings.estimand,
+    require(settings.estimand in reported, "auto.estimand", settings.estimand,
                     f"an estimand family this job reports: one of {', '.join(reported)}")
 
 
@@ -252,14 +253,7 @@ def compute(cfg: DictConfig, replicates: np.ndarray) -> pd.DataFrame:
         "study": cfg.study,
         "scenario": cfg.scenario.name,
         **params,
-        "prior": cfg.prior.name,
-        "prior_spec": cfg.prior.spec,
-        "method": engine.method(cfg.prior.spec),
-        "prior_parameterization": cfg.prior.parameterization,
-        "fit_parameterization": fit_form,
-        **{f"prior_{k}": v for k, v in hyper.items()},
-        **OmegaConf.to_container(cfg.inference),
-        "seed": int(cfg.seed),
+        **config.fit_columns(cfg, hyper, fit_form),
         # fixed (a given count) or auto (runs.auto); the auto_* columns follow it
         "replicates_mode": "auto" if cfg.get("replicates") == "auto" else "fixed",
     }
@@ -329,7 +323,7 @@ def _line(err: BaseException) -> str:
     return f"{type(err).__name__}: {text[0] if text else ''}".strip()
 
 
-def _use_compilation_cache(directory) -> None:
+def use_compilation_cache(directory) -> None:
     if directory:
         Path(directory).mkdir(parents=True, exist_ok=True)
         jax.config.update("jax_compilation_cache_dir", str(directory))

@@ -1,8 +1,8 @@
-"""``python -m runs.paper +experiment=<name>``: the posterior draws behind a reproduced figure.
+"""``python -m runs.paper +figure=<name>``: the posterior draws behind a reproduced figure.
 
 Each panel of a figure is one data set (or some of its groups) fitted with one prior by NumPyro's
 NUTS (``numpyro.infer.MCMC``, chains vectorized); its draws are kept, not summarised, because the
-figures are histograms and scatter plots of them. An experiment (``conf/experiment/<name>.yaml``,
+figures are histograms and scatter plots of them. An experiment (``conf/figure/<name>.yaml``,
 root config ``conf/paper.yaml``) says:
 
     name: gelman2006_fig1        # the folder results/paper/<name>/
@@ -55,7 +55,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from models import _exact, diagnostics, engine
 from models.priors import tau_prior
-from runs import config, job, store
+from runs import app, config, job, store
+from runs.checks import is_int, is_number, require
 from sim import datasets
 
 log = logging.getLogger(__name__)
@@ -82,39 +83,22 @@ class Panel:
     inference: engine.Inference
 
 
-def _fail(key: str, value, allowed: str):
-    raise config.ConfigError(f"{key}={value!r} is not allowed: {allowed}")
-
-
-def _require(ok: bool, key: str, value, allowed: str) -> None:
-    if not ok:
-        _fail(key, value, allowed)
-
-
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
-
-
 def validate(cfg: DictConfig) -> tuple[list[Panel], dict | None]:
     """The panels and the exact-curve settings of ``cfg``; ConfigError on the first bad value."""
     for key in cfg:
         if key not in TOP_KEYS:
-            _fail(str(key), cfg[key],
+            require(False, str(key), cfg[key],
                   f"not a key of a paper experiment; keys: {', '.join(TOP_KEYS)}")
     name = "???" if OmegaConf.is_missing(cfg, "name") else cfg.name
-    _require(isinstance(name, str) and name.isidentifier(), "name", name,
-             "a name of letters, digits and underscores (pick one with +experiment=<name>)")
-    _require(isinstance(cfg.caption, str), "caption", cfg.caption, "a string")
-    _require(_is_int(cfg.seed) and cfg.seed >= 0, "seed", cfg.seed, "an integer >= 0")
-    _require(_is_number(cfg.tau_max) and cfg.tau_max > 0, "tau_max", cfg.tau_max, "a number > 0")
-    _require(isinstance(cfg.force, bool), "force", cfg.force, "true or false")
+    require(isinstance(name, str) and name.isidentifier(), "name", name,
+             "a name of letters, digits and underscores (pick one with +figure=<name>)")
+    require(isinstance(cfg.caption, str), "caption", cfg.caption, "a string")
+    require(is_int(cfg.seed) and cfg.seed >= 0, "seed", cfg.seed, "an integer >= 0")
+    require(is_number(cfg.tau_max) and cfg.tau_max > 0, "tau_max", cfg.tau_max, "a number > 0")
+    require(isinstance(cfg.force, bool), "force", cfg.force, "true or false")
     base = _inference(cfg.inference, "inference", {})
     panels = cfg.panels
-    _require(isinstance(panels, DictConfig) and len(panels) > 0, "panels",
+    require(isinstance(panels, DictConfig) and len(panels) > 0, "panels",
              OmegaConf.to_container(panels) if isinstance(panels, DictConfig) else panels,
              "a mapping of at least one panel name to its settings")
     checked = [_panel(str(k), panels[k], base) for k in panels]
@@ -124,46 +108,46 @@ def validate(cfg: DictConfig) -> tuple[list[Panel], dict | None]:
 
 def _inference(node, key: str, base: dict) -> dict:
     """NUTS settings: ``base`` (already checked) updated by ``node``, whose values are checked."""
-    _require(isinstance(node, DictConfig), key, node, "a mapping of NUTS settings")
+    require(isinstance(node, DictConfig), key, node, "a mapping of NUTS settings")
     for k in node:
-        _require(k in INFERENCE_KEYS, f"{key}.{k}", node[k],
+        require(k in INFERENCE_KEYS, f"{key}.{k}", node[k],
                  f"not a NUTS setting; settings: {', '.join(INFERENCE_KEYS)}")
     out = {**base, **OmegaConf.to_container(node)}
     least = {"chains": (2, " (R-hat compares chains)"), "warmup": (1, ""),
              "draws": (4, " (split R-hat, ESS)"), "max_tree_depth": (1, "")}
     for k, (low, why) in least.items():
-        _require(_is_int(out.get(k)) and out[k] >= low, f"{key}.{k}", out.get(k),
+        require(is_int(out.get(k)) and out[k] >= low, f"{key}.{k}", out.get(k),
                  f"an integer >= {low}{why}")
     ta = out.get("target_accept")
-    _require(_is_number(ta) and 0 < ta < 1, f"{key}.target_accept", ta, "a number in (0, 1)")
+    require(is_number(ta) and 0 < ta < 1, f"{key}.target_accept", ta, "a number in (0, 1)")
     return out
 
 
 def _panel(name: str, node, base_inference: dict) -> Panel:
     where = f"panels.{name}"
-    _require(name.isidentifier(), where, name, "a panel name of letters, digits and underscores")
-    _require(isinstance(node, DictConfig), where, node,
+    require(name.isidentifier(), where, name, "a panel name of letters, digits and underscores")
+    require(isinstance(node, DictConfig), where, node,
              f"a mapping with keys {', '.join(PANEL_KEYS)}")
     for k in node:
-        _require(k in PANEL_KEYS, f"{where}.{k}", node[k],
+        require(k in PANEL_KEYS, f"{where}.{k}", node[k],
                  f"not a panel setting; settings: {', '.join(PANEL_KEYS)}")
-    _require(node.get("dataset") is not None, f"{where}.dataset", None,
+    require(node.get("dataset") is not None, f"{where}.dataset", None,
              f"a shipped data set ({', '.join(datasets.available())}) or a CSV path")
     try:
         ds = datasets.load(str(node.dataset))
     except datasets.DataError as err:
-        _fail(f"{where}.dataset", node.dataset, str(err))
+        require(False, f"{where}.dataset", node.dataset, str(err))
     ds = _select_groups(ds, node.get("groups"), f"{where}.groups")
 
     prior_name = node.get("prior", "hierarchical")
     known = sorted(p.stem for p in CONF_PRIOR.glob("*.yaml"))
-    _require(prior_name in known, f"{where}.prior", prior_name, f"one of {', '.join(known)}")
+    require(prior_name in known, f"{where}.prior", prior_name, f"one of {', '.join(known)}")
     prior = OmegaConf.load(CONF_PRIOR / f"{prior_name}.yaml")
     hyper = node.get("hyper") or {}
-    _require(isinstance(hyper, (dict, DictConfig)), f"{where}.hyper", hyper,
+    require(isinstance(hyper, (dict, DictConfig)), f"{where}.hyper", hyper,
              "a mapping of hyperparameter overrides")
     for k in hyper:
-        _require(k in prior.hyper, f"{where}.hyper.{k}", hyper[k],
+        require(k in prior.hyper, f"{where}.hyper.{k}", hyper[k],
                  f"not a hyperparameter of {prior_name}; it takes {', '.join(sorted(prior.hyper))}")
     prior = OmegaConf.merge(prior, {"hyper": hyper})
     if node.get("parameterization") is not None:
@@ -172,7 +156,7 @@ def _panel(name: str, node, base_inference: dict) -> Panel:
         config.validate_prior(prior)
     except config.ConfigError as err:  # name the panel's key, not the prior file's
         raise config.ConfigError(str(err).replace("prior.", f"{where}.", 1)) from None
-    _require(engine.method(prior.spec) == "nuts", f"{where}.prior", prior_name,
+    require(engine.method(prior.spec) == "nuts", f"{where}.prior", prior_name,
              "a prior whose spec makes posterior draws (not a closed-form baseline)")
     settings = _inference(node.get("inference") or OmegaConf.create({}), f"{where}.inference",
                           base_inference)
@@ -183,12 +167,12 @@ def _select_groups(ds: datasets.Dataset, groups, key: str) -> datasets.Dataset:
     if groups is None:
         return ds
     groups = OmegaConf.to_container(groups) if not isinstance(groups, (list, str)) else groups
-    _require(isinstance(groups, list) and len(groups) >= 2, key, groups,
+    require(isinstance(groups, list) and len(groups) >= 2, key, groups,
              "null (every group) or a list of at least 2 group labels")
     labels = [str(g) for g in groups]
     for label in labels:
-        _require(label in ds.labels, key, label, f"a group of {ds.name}: {', '.join(ds.labels)}")
-    _require(len(set(labels)) == len(labels), key, groups, "each group at most once")
+        require(label in ds.labels, key, label, f"a group of {ds.name}: {', '.join(ds.labels)}")
+    require(len(set(labels)) == len(labels), key, groups, "each group at most once")
     index = np.array([ds.labels.index(g) for g in labels])
     return dataclasses.replace(
         ds,
@@ -199,20 +183,20 @@ def _select_groups(ds: datasets.Dataset, groups, key: str) -> datasets.Dataset:
 
 
 def _exact_settings(node, panels: list[Panel]) -> dict:
-    _require(isinstance(node, DictConfig), "exact", node, "null or a mapping {panel, n_grid}")
+    require(isinstance(node, DictConfig), "exact", node, "null or a mapping {panel, n_grid}")
     for k in node:
-        _require(k in EXACT_KEYS, f"exact.{k}", node[k],
+        require(k in EXACT_KEYS, f"exact.{k}", node[k],
                  f"not a setting; settings: {', '.join(EXACT_KEYS)}")
     by_name = {p.name: p for p in panels}
     target = node.get("panel")
-    _require(target in by_name, "exact.panel", target, f"one of the panels: {', '.join(by_name)}")
+    require(target in by_name, "exact.panel", target, f"one of the panels: {', '.join(by_name)}")
     panel = by_name[target]
     hyper = panel.prior["hyper"]
-    _require(panel.dataset.form == "known_se" and hyper.get("mu_family") == "flat"
+    require(panel.dataset.form == "known_se" and hyper.get("mu_family") == "flat"
              and hyper.get("tau_family") == "uniform", "exact.panel", target,
              "a panel with y, se data, mu_family flat and tau_family uniform (BDA3 §5.5)")
     n_grid = node.get("n_grid", 601)
-    _require(_is_int(n_grid) and n_grid >= 2, "exact.n_grid", n_grid, "an integer >= 2")
+    require(is_int(n_grid) and n_grid >= 2, "exact.n_grid", n_grid, "an integer >= 2")
     return {"panel": target, "n_grid": n_grid}
 
 
@@ -320,7 +304,7 @@ def run(cfg: DictConfig) -> Path:
         if (done["config_hash"] == chash).all():
             log.info("skip %s: its files exist with these settings (force=true recomputes)", folder)
             return folder
-    job._use_compilation_cache(cfg.get("compilation_cache"))
+    job.use_compilation_cache(cfg.get("compilation_cache"))
     started = time.perf_counter()
     draw_tables, rows, curves = [], [], []
     for panel in panels:
@@ -362,7 +346,7 @@ def _describe(panel: Panel) -> dict:
     }
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="paper")
+@hydra.main(version_base="1.3", config_path=str(config.CONF), config_name="paper")
 def main(cfg: DictConfig) -> None:
     try:
         folder = run(cfg)
@@ -371,6 +355,10 @@ def main(cfg: DictConfig) -> None:
     print(f"written: {folder}")
 
 
+def cli() -> None:
+    """Check the command line, then run the Hydra app (``runs.app.start``)."""
+    app.start(main, "paper")
+
+
 if __name__ == "__main__":
-    config.check_command_line(sys.argv[1:], "paper")
-    main()
+    cli()

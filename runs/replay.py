@@ -31,6 +31,7 @@ import models
 import sim
 from models.engine import Inference
 from runs import config, job
+from runs.checks import ConfigError, require
 
 COMPARED = ["true_value", "posterior_mean", "posterior_sd", "posterior_median", "lower_50",
             "upper_50", "lower_80", "upper_80", "lower_90", "upper_90", "lower_95", "upper_95",
@@ -44,10 +45,10 @@ def job_config(table: pd.DataFrame, path) -> DictConfig:
     cannot be rebuilt exactly."""
     first = table.iloc[0]
     scenario = str(first["scenario"])
-    config._require(scenario in sim.available(), "scenario", scenario,
+    require(scenario in sim.available(), "scenario", scenario,
                     f"one of {', '.join(sim.available())}")
     spec = str(first["prior_spec"])
-    config._require(spec in models.available(), "prior_spec", spec,
+    require(spec in models.available(), "prior_spec", spec,
                     f"one of {', '.join(models.available())}")
     module = models.load(spec)
     function = module.estimate if hasattr(module, "estimate") else module.model
@@ -80,7 +81,7 @@ def job_config(table: pd.DataFrame, path) -> DictConfig:
     cfg = OmegaConf.create(_plain(cfg))
     stored = str(first["config_hash"])
     rebuilt = config.config_hash(config.identity(cfg))
-    config._require(
+    require(
         rebuilt == stored, "config_hash", stored,
         f"the hash of the rebuilt job ({rebuilt}); the file was written by another results "
         "version of the code, so a replay would not reproduce it",
@@ -107,15 +108,15 @@ def replay(path, replicate: int, overrides: list[str] = ()) -> tuple[pd.DataFram
     table = pd.read_parquet(path)
     cfg = job_config(table, path)
     replicates = sorted(table["replicate"].unique())
-    config._require(replicate in replicates, "replicate", replicate,
+    require(replicate in replicates, "replicate", replicate,
                     f"a replicate of the file: 0 to {max(replicates)}")
     for word in overrides:
         key, sep, value = word.partition("=")
-        config._require(bool(sep) and OmegaConf.select(cfg, key) is not None, key, value,
+        require(bool(sep) and OmegaConf.select(cfg, key) is not None, key, value,
                         "a key of the job's config, as key=value (e.g. inference.draws=2000)")
         OmegaConf.update(cfg, key, _parse(value))
     config.validate(cfg, writable=False)
-    job._use_compilation_cache(None)
+    job.use_compilation_cache(None)
     stored = table[table["replicate"] == replicate].reset_index(drop=True)
     replayed = job.compute(cfg, np.array([replicate])).reset_index(drop=True)
     return stored, replayed
@@ -154,19 +155,38 @@ def describe(stored: pd.DataFrame, replayed: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+HELP = """python -m runs.replay <result file> replicate=<r> [key=value ...]: refit one replicate of a
+study job alone and print its stored and replayed summaries side by side. Nothing is written.
+
+  <result file>     a job's parquet file, e.g. results/default/<file>.parquet
+  replicate=<r>     the replicate index (an integer >= 0) of a row of that file
+  key=value         any key of the job's config, to refit with other settings,
+                    e.g. inference.target_accept=0.95 or inference.draws=2000
+
+Commands:
+  python -m runs.replay results/default/<file>.parquet replicate=7
+  python -m runs.replay results/default/<file>.parquet replicate=7 inference.target_accept=0.95
+
+Its own parser, not Hydra: the config it refits is rebuilt from the rows of a result file, which
+no config file composes."""
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
+    if any(a in ("--help", "-h") for a in argv):
+        print(HELP)
+        return
     files = [a for a in argv if "=" not in a]
     rest = [a for a in argv if "=" in a]
     replicate = [a.partition("=")[2] for a in rest if a.startswith("replicate=")]
     overrides = [a for a in rest if not a.startswith("replicate=")]
     try:
-        config._require(len(files) == 1 and Path(files[0]).is_file(), "file",
-                        files[0] if files else None, "one result file (a .parquet path)")
-        config._require(len(replicate) == 1 and replicate[0].isdigit(), "replicate",
-                        replicate[0] if replicate else None, "one integer >= 0")
+        require(len(files) == 1 and Path(files[0]).is_file(), "file",
+                files[0] if files else None, "one result file (a .parquet path)")
+        require(len(replicate) == 1 and replicate[0].isdigit(), "replicate",
+                replicate[0] if replicate else None, "one integer >= 0")
         stored, replayed = replay(files[0], int(replicate[0]), overrides)
-    except config.ConfigError as err:
+    except ConfigError as err:
         sys.exit(f"error: {err}")
     print(describe(stored, replayed))
 

@@ -12,13 +12,9 @@ that and draws the rank histograms.
 That is exact, not an approximation: under a flat prior the posterior of theta_j - ybar_j does not
 depend on theta_j (a location family), so the ranks are uniform whatever distribution theta has.
 
-Arguments (``key=value``): ``priors`` (comma-separated prior names, default every spec in
-``conf/prior`` that makes draws), ``forms`` (``known_sigma``, ``sufficient``), ``replicates``,
-``n_groups``, ``group_size``, ``chains``, ``warmup``, ``draws``, ``rank_draws``, ``seed``,
-``batch`` (at most this many data sets per program call; default ``engine.BATCH``: in a call the
-data sets queue for the sampler's rows of lanes, so that a hard prior draw holds up its own row
-only; a data set's fit does not depend on the batch), ``out`` (folder; one parquet file per prior
-and form).
+Its settings are ``conf/sbc.yaml`` (``python -m runs.sbc --help``); ``batch`` is the most data sets
+in one program call: in a call the data sets queue for the sampler's rows of lanes, so that a hard
+prior draw holds up its own row only, and a data set's fit does not depend on the batch.
 """
 
 from __future__ import annotations
@@ -35,16 +31,13 @@ from omegaconf import OmegaConf
 
 import models
 from models import engine
+from analysis import cli
 from runs import store
+from runs.checks import is_int
 
 CONF_PRIOR = Path(__file__).resolve().parent.parent / "conf" / "prior"
 FORMS = ("known_sigma", "sufficient")
 STAND_IN = {"flat": ("normal", {"loc": 0.0, "scale": 10.0})}  # spec -> (spec, hyper) to draw from
-DEFAULTS = {
-    "priors": "all", "forms": "known_sigma,sufficient", "replicates": "400", "n_groups": "8",
-    "group_size": "5", "chains": "4", "warmup": "500", "draws": "500", "rank_draws": "99",
-    "seed": "20261123", "batch": str(engine.BATCH), "out": "results/sbc",
-}
 
 
 def prior_config(name: str) -> dict:
@@ -132,34 +125,28 @@ def calibrate(prior: dict, form: str, *, replicates: int, n_groups: int, group_s
     return pd.concat(frames, ignore_index=True)
 
 
-def main(argv=None) -> None:
-    args = dict(DEFAULTS)
-    for word in sys.argv[1:] if argv is None else argv:
-        key, sep, value = word.partition("=")
-        if not sep or key not in DEFAULTS:
-            raise SystemExit(f"argument {word!r} not understood; allowed: "
-                             + ", ".join(f"{k}=..." for k in DEFAULTS))
-        args[key] = value
-    ints = {k: _positive_int(k, args[k]) for k in DEFAULTS if k not in ("priors", "forms", "out")}
-    priors = drawing_priors() if args["priors"] == "all" else args["priors"].split(",")
-    forms = args["forms"].split(",")
+def run(cfg) -> None:
+    """``python -m runs.sbc``: the rank table of every chosen prior and data form, written to ``out``."""
+    ints = {k: _positive_int(k, cfg[k]) for k in INTEGER_KEYS}
+    priors = drawing_priors() if cfg.priors == "all" else _names("priors", cfg.priors)
+    forms = _names("forms", cfg.forms)
     for form in forms:
         if form not in FORMS:
-            raise SystemExit(f"forms: {form!r} is not allowed; allowed: {', '.join(FORMS)}")
+            sys.exit(f"error: forms: {form!r} is not allowed; allowed: {', '.join(FORMS)}")
     configs = []
     for name in priors:
         try:
             configs.append(prior_config(name))
         except ValueError as err:
-            raise SystemExit(f"priors: {err}") from None
+            sys.exit(f"error: priors: {err}")
         if engine.method(configs[-1]["spec"]) != "nuts":
-            raise SystemExit(f"priors: {name!r} makes no draws; SBC needs a posterior sample")
+            sys.exit(f"error: priors: {name!r} makes no draws; SBC needs a posterior sample")
     inference = engine.Inference(chains=ints["chains"], warmup=ints["warmup"], draws=ints["draws"])
     if ints["rank_draws"] > inference.chains * inference.draws or (ints["rank_draws"] + 1) % 10:
-        raise SystemExit(f"rank_draws={ints['rank_draws']} is not allowed: at most chains x draws "
-                         f"= {inference.chains * inference.draws}, and rank_draws + 1 a multiple "
-                         "of 10 (analysis.sbc tests on 10 bins)")
-    out = Path(args["out"])
+        sys.exit(f"error: rank_draws={ints['rank_draws']} is not allowed: at most chains x draws "
+                 f"= {inference.chains * inference.draws}, and rank_draws + 1 a multiple "
+                 "of 10 (analysis.sbc tests on 10 bins)")
+    out = Path(cfg.out)
     for prior in configs:
         for form in forms:
             table = calibrate(prior, form, replicates=ints["replicates"],
@@ -172,10 +159,25 @@ def main(argv=None) -> None:
             print(f"{path}: {table['replicate'].nunique()} fits, {flagged:.1%} flagged", flush=True)
 
 
-def _positive_int(key: str, value: str) -> int:
-    if not value.isdigit() or int(value) < 1:
-        raise SystemExit(f"{key}={value!r} is not allowed: a positive integer")
-    return int(value)
+INTEGER_KEYS = ("replicates", "n_groups", "group_size", "chains", "warmup", "draws", "rank_draws",
+                "seed", "batch")
+
+
+def _names(key: str, value) -> list[str]:
+    """A list of names: ``[a,b]`` or one name."""
+    names = [value] if isinstance(value, str) else list(value)
+    if not names or not all(isinstance(n, str) for n in names):
+        sys.exit(f"error: {key}={value!r} is not allowed: a list of names, e.g. {key}=[a,b]")
+    return names
+
+
+def _positive_int(key: str, value) -> int:
+    if not is_int(value) or value < 1:
+        sys.exit(f"error: {key}={value!r} is not allowed: a positive integer")
+    return value
+
+
+main = cli.app("sbc", run)
 
 
 if __name__ == "__main__":

@@ -3,10 +3,9 @@
 XLA's CPU runtime runs the operations of a program on a thread pool (threads named
 ``tf_XLAEigen``) with one thread per CPU that the process may use, counted once, when JAX starts
 its CPU backend. The NUTS programs here are long chains of small operations: a second thread
-only hands them back and forth. Measured on the reference workload (``runs.bench``) on a 2-core
-machine, one process with XLA's two threads ran at 1.8 cores and took 0.21 s per fit; with one
-thread it took 0.165 s on one core. Two worker processes (a study runs one per core) each with
-two threads took 0.176 s per fit together; with one thread each, 0.100.
+only hands them back and forth, so on the reference workload (``runs.bench``) a process with one
+XLA thread fits faster on one core than one with a thread per CPU does on all of them, and a
+study uses the cores by running one worker process per core instead.
 
 The XLA flag ``--xla_cpu_multi_thread_eigen=false`` (``runs/__init__.py``) covers Eigen's
 matrix kernels only, not this pool, and XLA has no flag for the pool's size. So

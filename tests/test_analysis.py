@@ -234,3 +234,16 @@ def test_figure_lines_never_merge_two_jobs():
     lines = _label_lines(table, list(table.columns))["line"].tolist()
     assert lines == ["flat", "hierarchical, tau_family=half_normal",
                      "hierarchical, tau_family=half_cauchy"]
+
+
+def test_every_spec_keeps_a_colour_of_its_own_however_many_are_added():
+    """Known specs keep their colours; any number of new ones get colours no other spec has."""
+    from analysis import style
+
+    new = [f"new_spec_{i}" for i in range(12)]
+    colours = style.palette([*style.KNOWN_PRIORS, *new])
+    assert len({tuple(c) for c in colours.values()}) == len(colours)
+    alone = style.palette(["flat", "hierarchical"])
+    assert alone["flat"] == colours["flat"] and alone["hierarchical"] == colours["hierarchical"]
+    assert style.palette(["flat", "new_spec_0" + style.PARTIAL])["new_spec_0" + style.PARTIAL] \
+        != colours["flat"]

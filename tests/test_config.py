@@ -129,7 +129,7 @@ def test_results_root_that_is_not_writable_is_refused(tmp_path):
     (["prior=nope"], "prior='nope' is not allowed: one of complete_pooling, empirical_bayes"),
     (["prior=flat,nope"], "prior='nope' is not allowed: one of complete_pooling"),
     (["scenario=nope"], "scenario='nope' is not allowed: one of bimodal, binomial"),
-    (["+experiment=nope"], "experiment='nope' is not allowed: one of bda3_eight_schools"),
+    (["+experiment=nope"], "experiment='nope' is not allowed: one of scenarios, smoke"),
 ])
 def test_unknown_group_names_on_the_command_line_are_refused(words, named):
     with pytest.raises(ConfigError) as err:

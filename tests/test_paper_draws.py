@@ -31,7 +31,7 @@ SHORT = ["inference.warmup=500", "inference.draws=1500"]
 def _cfg(tmp_path, experiment, *overrides):
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         return compose(config_name="paper", overrides=[
-            f"+experiment={experiment}", f"results_root={tmp_path}", "compilation_cache=null",
+            f"+figure={experiment}", f"results_root={tmp_path}", "compilation_cache=null",
             *overrides])
 
 
@@ -208,7 +208,6 @@ def test_a_panel_may_take_some_of_the_groups(tmp_path):
      "panels.uniform.colour='red' is not allowed: not a panel setting"),
     ("bda3_eight_schools", "+panels.uniform.hyper.tau_sclae=3",
      "panels.uniform.hyper.tau_sclae=3 is not allowed: not a hyperparameter of hierarchical"),
-    ("scenarios", "", "study='scenarios' is not allowed: not a key of a paper experiment"),
 ])
 def test_a_bad_experiment_value_is_refused_before_any_compute(tmp_path, experiment, override,
                                                               message):
@@ -222,7 +221,7 @@ def test_a_bad_experiment_value_is_refused_before_any_compute(tmp_path, experime
 def test_the_command_line_stops_with_one_line_and_writes_nothing(tmp_path):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     done = subprocess.run(
-        [sys.executable, "-m", "runs.paper", "+experiment=funnel",
+        [sys.executable, "-m", "runs.paper", "+figure=funnel",
          "panels.noncentered.parameterization=sideways", f"results_root={tmp_path}",
          "compilation_cache=null"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)

@@ -167,8 +167,8 @@ def test_jitter_spreads_ties_only_and_within_its_width():
 
 
 @pytest.mark.parametrize("module, command", [
-    (efron_morris, "python -m runs.fit -m +experiment=efron_morris"),
-    (rat_tumors, "python -m runs.fit -m +experiment=rat_tumors"),
+    (efron_morris, "python -m runs.fit -m +comparison=efron_morris"),
+    (rat_tumors, "python -m runs.fit -m +comparison=rat_tumors"),
 ])
 def test_missing_comparison_stops_with_one_line_naming_the_command(tmp_path, module, command):
     with pytest.raises(SystemExit) as stop:
@@ -184,23 +184,23 @@ def test_missing_comparison_stops_with_one_line_naming_the_command(tmp_path, mod
 ])
 def test_experiments_compose_with_their_fixed_folders(tmp_path, experiment, dataset, priors):
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose(config_name="fit", overrides=[f"+experiment={experiment}",
+        cfg = compose(config_name="fit", overrides=[f"+comparison={experiment}",
                                                     f"results_root={tmp_path}"],
                       return_hydra_config=True)
     assert cfg.dataset == dataset and cfg.prior.name == "hierarchical"
     assert cfg.hydra.sweep.dir == f"{tmp_path}/paper/{experiment}"
     assert str(cfg.hydra.mode) == "RunMode.MULTIRUN"
     assert (cfg.hydra.sweeper.params or {}).get("prior") == priors  # rat_tumors: one job
-    first = (ROOT / "conf" / "experiment" / f"{experiment}.yaml").read_text().splitlines()
+    first = (ROOT / "conf" / "comparison" / f"{experiment}.yaml").read_text().splitlines()
     assert first[0] == "# @package _global_"
-    assert first[1].startswith(f"# python -m runs.fit -m +experiment={experiment}")
+    assert first[1].startswith(f"# python -m runs.fit -m +comparison={experiment}")
 
 
 @pytest.mark.slow
 def test_efron_morris_experiment_end_to_end(tmp_path):
     """The experiment's multirun, reduced to three closed-form specs, then the figure."""
     done = subprocess.run(
-        [sys.executable, "-m", "runs.fit", "-m", "+experiment=efron_morris",
+        [sys.executable, "-m", "runs.fit", "-m", "+comparison=efron_morris",
          "prior=james_stein,empirical_bayes,no_pooling_ml", f"results_root={tmp_path}",
          "compilation_cache=null"],
         cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"}, capture_output=True, text=True,

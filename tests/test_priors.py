@@ -79,3 +79,54 @@ def test_a_misscaled_law_fails_the_same_check():
 def _folded(law):
     """|X| for a law symmetric about 0."""
     return type("Folded", (), {"cdf": staticmethod(lambda x: 2 * law.cdf(x) - 1)})()
+
+
+@pytest.mark.slow  # a study (one NUTS compile) and its report in a subprocess: about a minute
+def test_the_documented_example_prior_spec_is_picked_up_with_no_other_change(tmp_path):
+    """The two files of docs/priors.md's "Adding a prior spec", dropped into a copy of the project
+    as they are: the new spec is fitted, summarized, drawn in a colour of its own and described
+    in the report's text; nothing else is edited."""
+    import os
+    import re
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import pandas as pd
+
+    root = Path(__file__).resolve().parent.parent
+    page = (root / "docs" / "priors.md").read_text()
+    section = page[page.index("## Adding a prior spec"):]
+    python = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    yaml_text = re.search(r"```yaml\n(.*?)```", section, re.S).group(1)
+    copy = tmp_path / "project"
+    for folder in ("sim", "models", "runs", "analysis", "conf"):
+        shutil.copytree(root / folder, copy / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    (copy / "models" / "laplace.py").write_text(python)
+    (copy / "conf" / "prior" / "laplace.yaml").write_text(yaml_text)
+    env = {**os.environ, "PYTHONPATH": str(copy)}
+    results = tmp_path / "results"
+    study = [sys.executable, "-m", "runs.study", "study=example", "prior=laplace,no_pooling_ml",
+             "scenario.n_groups=6", "scenario.group_size=5", "scenario.tau=1,2", "replicates=4",
+             "inference.chains=2", "inference.warmup=150", "inference.draws=150",
+             "hydra.launcher.n_jobs=1", f"results_root={results}", "compilation_cache=null"]
+    report = [sys.executable, "-m", "analysis.report", f"results_dir={results / 'example'}",
+              "reference=no_pooling_ml"]
+    for command in (study, report):
+        done = subprocess.run(command, cwd=copy, env=env, capture_output=True, text=True,
+                              timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+    summaries = pd.read_parquet(results / "example" / "analysis" / "summaries.parquet")
+    assert set(summaries["prior"]) == {"laplace", "no_pooling_ml"}
+    laplace = summaries[(summaries["prior"] == "laplace") & (summaries["param"] == "theta")]
+    assert len(laplace) == 2 and laplace["rmse"].notna().all()
+    text = (results / "example" / "report.html").read_text()
+    assert "<code>laplace</code>: Partial pooling with double-exponential (Laplace) group effects" in text
+    assert list((results / "example" / "figures").glob("theta_rmse_vs_tau*.png"))
+    colours = subprocess.run(
+        [sys.executable, "-c", "import models; from analysis import style; "
+         "p = style.palette(models.available()); print(p['laplace'] not in "
+         "[c for k, c in p.items() if k != 'laplace'])"],
+        cwd=copy, env=env, capture_output=True, text=True, timeout=120)
+    assert colours.stdout.strip() == "True", colours.stderr[-2000:]

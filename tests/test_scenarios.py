@@ -131,9 +131,9 @@ def test_every_scenario_ships_a_yaml_and_common_random_numbers_hold():
             np.testing.assert_array_equal(a[key][3:], b[key])
 
 
-def test_readme_example_scenario_is_picked_up_with_no_other_change(tmp_path):
-    """The two files of README's "Adding a scenario", dropped into a copy of the project, run
-    with ``scenario=uniform_effects`` as they are: nothing else is edited."""
+def test_the_documented_example_scenario_is_picked_up_with_no_other_change(tmp_path):
+    """The two files of docs/scenarios.md's "Adding a scenario", dropped into a copy of the
+    project, run with ``scenario=uniform_effects`` as they are: nothing else is edited."""
     import os
     import re
     import shutil
@@ -144,8 +144,8 @@ def test_readme_example_scenario_is_picked_up_with_no_other_change(tmp_path):
     import pandas as pd
 
     root = Path(__file__).resolve().parent.parent
-    readme = (root / "README.md").read_text()
-    section = readme[readme.index("## Adding a scenario"):]
+    page = (root / "docs" / "scenarios.md").read_text()
+    section = page[page.index("## Adding a scenario"):]
     section = section[: section.index("\n## ", 1)]
     python = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     yaml_text = re.search(r"```yaml\n(.*?)```", section, re.S).group(1)

@@ -1,6 +1,6 @@
 """Classic published figures, reproduced: one module per paper, each with ``main(argv)``.
 
-Each figure has an experiment yaml in ``conf/experiment/`` whose first lines are its command, and a
+Each figure has a yaml in ``conf/figure/`` or ``conf/comparison/`` whose first lines are its command, and a
 ``make`` target; the computation (fits, draws, exact curves) runs in ``runs/`` and writes parquet
 files, and these modules only read them and draw, so the PNG lands beside the data it came from.
 """
@@ -25,8 +25,4 @@ def main_of(draw):
     """The ``main(argv)`` of a figure module whose ``draw(results_dir)`` returns the PNG path."""
     from analysis import cli
 
-    def main(argv=None) -> None:
-        args = cli.parse(argv, {"results_dir": None}, ("results_dir",))
-        print(draw(args["results_dir"]))
-
-    return main
+    return cli.app("analysis_paper", lambda cfg: print(draw(cfg.results_dir)))

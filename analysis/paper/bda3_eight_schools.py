@@ -2,7 +2,7 @@
 
     python -m analysis.paper.bda3_eight_schools results_dir=results/paper/bda3_eight_schools
 
-Reads the files ``runs.paper`` wrote for ``conf/experiment/bda3_eight_schools.yaml`` and writes
+Reads the files ``runs.paper`` wrote for ``conf/figure/bda3_eight_schools.yaml`` and writes
 ``<results_dir>/bda3_eight_schools.png``, three panels over the book's range of tau (0-30):
 
 * p(tau | y) under p(mu, tau) ∝ 1 (Figure 5.5; eq. 5.21), computed exactly and normalised by

@@ -15,7 +15,7 @@ for the raw averages, for the James-Stein estimates of Efron & Morris's Table 1 
 grand mean .265 and shrinking factor c = .212 on the raw averages: z_j = .265 + .212 (y_j - .265);
 hierbench's ``james_stein`` spec shrinks empirical logits instead) and for every fit.
 
-Reads ``<results_dir>/comparison.parquet`` (``python -m runs.fit -m +experiment=efron_morris``).
+Reads ``<results_dir>/comparison.parquet`` (``python -m runs.fit -m +comparison=efron_morris``).
 The first-45 averages are the rows' ``raw_estimate`` where the file has one, else successes /
 trials from the data set the rows name (``sim.datasets``: the same file ``runs.fit`` read).
 Writes ``efron_morris_shrinkage.png``, ``tse.csv`` and ``tse.md`` beside it, and prints the table.
@@ -38,7 +38,7 @@ from matplotlib.ticker import FuncFormatter  # noqa: E402
 from analysis import cli, style  # noqa: E402
 from sim import datasets  # noqa: E402
 
-COMMAND = "python -m runs.fit -m +experiment=efron_morris"
+COMMAND = "python -m runs.fit -m +comparison=efron_morris"
 PUBLISHED_GRAND_MEAN = 0.265  # Efron & Morris (1975), Table 1 and §1: ybar of the 18 players
 PUBLISHED_SHRINKAGE = 0.212  # their c = 1 - (k - 3) sigma^2 / sum (y_j - ybar)^2, k = 18
 RAW = "raw averages (hits / at-bats)"
@@ -125,7 +125,7 @@ def draw(results_dir, dataset: str = "efron_morris") -> list[Path]:
 
 
 def markdown(tse: pd.DataFrame) -> str:
-    """The table as markdown, as the README shows it."""
+    """The table as markdown, as docs/paper.md shows it."""
     lines = [
         "| estimate | method | total squared error of p | raw ÷ this | players closer than raw | fit |",
         "| --- | --- | --- | --- | --- | --- |",
@@ -211,15 +211,17 @@ def shrinkage_figure(table: pd.DataFrame, raw: pd.Series, tse: pd.DataFrame):
     return fig
 
 
-def main(argv=None) -> None:
-    args = cli.parse(argv, {"results_dir": "results/paper/efron_morris",
-                            "dataset": "efron_morris"}, ())
+def run(cfg) -> None:
+    """``python -m analysis.paper.efron_morris``: draw the figure and table of ``cfg.results_dir``."""
     try:
-        paths = draw(args["results_dir"], args["dataset"])
+        paths = draw(cfg.results_dir, cfg.dataset or "efron_morris")
     except (FileNotFoundError, ValueError, datasets.DataError) as err:
         sys.exit(f"error: {err}")
     for path in paths:
         print(f"written: {path}")
+
+
+main = cli.app("analysis_paper", run)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
     python -m analysis.paper.funnel results_dir=results/paper/funnel
 
-Reads the files ``runs.paper`` wrote for ``conf/experiment/funnel.yaml`` and writes
+Reads the files ``runs.paper`` wrote for ``conf/figure/funnel.yaml`` and writes
 ``<results_dir>/funnel.png``: one panel per parameterization, every kept draw as a point
 (theta_1, log tau), the draws that ended in a divergent transition marked in red and counted in
 the panel's title. In the centered form NUTS cannot follow the neck of the funnel (small tau,

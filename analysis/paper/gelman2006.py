@@ -3,7 +3,7 @@
     python -m analysis.paper.gelman2006 results_dir=results/paper/gelman2006_fig1
     python -m analysis.paper.gelman2006 results_dir=results/paper/gelman2006_fig2
 
-Reads the files ``runs.paper`` wrote for ``conf/experiment/gelman2006_fig{1,2}.yaml`` and writes
+Reads the files ``runs.paper`` wrote for ``conf/figure/gelman2006_fig{1,2}.yaml`` and writes
 ``<results_dir>/<experiment>.png``: one panel per prior, the NUTS draws of tau as a histogram on
 the shown range 0..tau_max (as a density over all draws, so draws beyond tau_max are counted in
 the normalisation and reported in the panel), and the prior density of tau as a dashed line,
@@ -41,7 +41,7 @@ def read(results_dir) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     if missing:
         files = ", ".join(f"{m}.parquet" for m in missing)
         raise SystemExit(f"results_dir={str(folder)!r}: no {files} "
-                         "(run python -m runs.paper +experiment=<name> first)")
+                         "(run python -m runs.paper +figure=<name> first)")
     return tuple(pd.read_parquet(folder / f"{f}.parquet") for f in ("panels", "draws", "curves"))
 
 

@@ -13,7 +13,7 @@ medians), and hierbench's hierarchical binomial model is logit-normal, logit p_j
 where BDA3's is Beta-binomial, p_j ~ Beta(alpha, beta) with p(alpha, beta) ∝ (alpha + beta)^(-5/2);
 the shrinkage is similar, not identical.
 
-Reads ``<results_dir>/comparison.parquet`` (``python -m runs.fit -m +experiment=rat_tumors``; the
+Reads ``<results_dir>/comparison.parquet`` (``python -m runs.fit -m +comparison=rat_tumors``; the
 observed rates as in ``analysis.paper.efron_morris.observed_rates``) and writes
 ``rat_tumors.png`` beside it.
 """
@@ -35,7 +35,7 @@ from analysis import cli, style  # noqa: E402
 from analysis.paper.efron_morris import observed_rates, read_comparison  # noqa: E402
 from sim import datasets  # noqa: E402
 
-COMMAND = "python -m runs.fit -m +experiment=rat_tumors"
+COMMAND = "python -m runs.fit -m +comparison=rat_tumors"
 JITTER = 0.008
 """Half-width of the horizontal spread of points that share an observed rate (rate units)."""
 
@@ -126,13 +126,16 @@ def caption(fit: pd.DataFrame) -> str:
     return "\n".join(textwrap.wrap(text, 100))
 
 
-def main(argv=None) -> None:
-    args = cli.parse(argv, {"results_dir": "results/paper/rat_tumors", "prior": "hierarchical"}, ())
+def run(cfg) -> None:
+    """``python -m analysis.paper.rat_tumors``: draw the figure of ``cfg.results_dir``."""
     try:
-        path = draw(args["results_dir"], args["prior"])
+        path = draw(cfg.results_dir, cfg.prior or "hierarchical")
     except (FileNotFoundError, ValueError, datasets.DataError) as err:
         sys.exit(f"error: {err}")
     print(f"written: {path}")
+
+
+main = cli.app("analysis_paper", run)
 
 
 if __name__ == "__main__":
