@@ -45,17 +45,15 @@ QUANTILES = tuple(sorted({q for lv in LEVELS for q in ((1 - lv) / 2, (1 + lv) / 
 BATCH = 100
 """At most this many data sets go to one program call unless ``fit(max_batch=)`` says otherwise
 (fewer where the memory budget says so); their chains queue for the sampler's lanes, so more
-data sets at once cost no more per fit: on the reference workload (``runs.bench``), 100 data
-sets took 143,149 turns of the sampler's loop at once against 163,733 in four chunks of 25, each
-of which ran until its busiest chain was done."""
+data sets at once cost no more per fit: a chunk runs until its busiest chain is done, so fewer,
+larger chunks wait less for their slowest chains."""
 
 LANE_ROWS = 25
 """The sampler runs LANE_ROWS x chains lanes at once (``nuts.sample``): a row of lanes runs the
 chains of one data set, then of the next one in the queue. A turn of the loop costs about the
-same per lane, and 25 rows x 4 chains was the fastest of 25, 50 and 100 data sets at once with
-the sampler before the queue (0.078, 0.082 and 0.091 s per fit). A data set's fit is the same
-whatever the number of data sets in the program (checked for 1 to 100 at once) and whichever
-row it runs in; with 100 rows (400 lanes), XLA compiled code that rounded differently."""
+same per lane; 25 rows x 4 chains is the fastest of 25, 50 and 100 rows on the reference
+workload (``runs.bench``). A data set's fit is the same, to float32 rounding, whatever the
+number of data sets in the program and whichever row it runs in."""
 
 PARAMETERIZATIONS = ("centered", "noncentered", "collapsed", "auto")
 """How theta is sampled. ``centered``: as the spec writes it. ``noncentered``: theta = loc +
@@ -582,9 +580,8 @@ def bytes_per_replicate(n_latent: int, inference: Inference) -> int:
 
 
 COPIES = 10
-"""Measured: J = 1000 (1003 latent values), 4 chains x 1000 draws, 15 data sets at once peaked at
-4.8 GB resident (``python -m runs.bench sections=memory``), about 290 MB per data set beyond the
-process's 0.5 GB: 9 copies; 10 keeps the peak under the budget plus that base."""
+"""Copies of the draws the program holds at its peak (``python -m runs.bench sections=memory``
+measures it: about 9 at J = 1000); 10 keeps the peak under the budget plus the process's base."""
 
 
 def _n_replicates(data):

@@ -109,7 +109,7 @@ def describe(table: pd.DataFrame, path: Path) -> str:
             f"{first['n_divergent']} divergent transitions"
             if first["method"] == "nuts" else ""
         )
-        + f" · status {first['status']}"
+        + f" · status {store.worst(table['status'])}"
     ]
     if first["status"] == "skipped":
         lines.append(f"not fitted: {first['skip_reason']}")
@@ -172,9 +172,10 @@ def compare(tables: list[pd.DataFrame], ds: datasets.Dataset) -> tuple[pd.DataFr
                 sse = (wide[sel].drop(columns="truth").sub(wide.loc[sel, "truth"], axis=0)) ** 2
                 sse = sse.sum(min_count=1).dropna()
                 lines.append(f"  {param}: " + ", ".join(f"{k} {v:.4g}" for k, v in sse.items()))
-    status = long.drop_duplicates("label").set_index("label")
+    status = long.groupby("label")["status"].agg(store.worst)
+    divergent = long.drop_duplicates("label").set_index("label")["n_divergent"]
     lines.append("fits: " + ", ".join(
-        f"{p} {status.loc[p, 'status']} ({status.loc[p, 'n_divergent']} divergent)" for p in priors
+        f"{p} {status.loc[p]} ({divergent.loc[p]} divergent)" for p in priors
     ))
     return long, "\n".join(lines)
 
@@ -240,7 +241,7 @@ def main(cfg: DictConfig) -> None:
     hc = HydraConfig.get()
     if hc.mode == RunMode.MULTIRUN:
         Path(hc.runtime.output_dir, "result_path.txt").write_text(f"{path.resolve()}\n")
-        log.info("%s: %s, written %s", cfg.prior.name, table.iloc[0]["status"], path)
+        log.info("%s: %s, written %s", cfg.prior.name, store.worst(table["status"]), path)
     else:
         print(describe(table, path))
 

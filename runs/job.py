@@ -102,16 +102,18 @@ def run(cfg: DictConfig) -> Path:
     for k, v in store.provenance(chash, seconds).items():
         table[k] = v
     write(table, path)
-    status = table.drop_duplicates("replicate")["status"]
-    if (status == "skipped").any():
+    by_fit = table.groupby("replicate")["status"]
+    skipped = by_fit.apply(lambda s: (s == "skipped").any())
+    if skipped.any():
         log.warning(
-            "%s skipped %d of %d data sets: %s", cfg.prior.name, (status == "skipped").sum(),
-            len(status), table.loc[table["status"] == "skipped", "skip_reason"].iloc[0],
+            "%s skipped %d of %d data sets: %s", cfg.prior.name, skipped.sum(), len(skipped),
+            table.loc[table["status"] == "skipped", "skip_reason"].iloc[0],
         )
-    n_bad = int((~status.isin(("ok", "skipped"))).sum())
+    n_bad = int(by_fit.apply(lambda s: (~s.isin(("ok", "skipped"))).any()).sum())
     log.info(
-        "wrote %s: %d fits in %.1f s (%.3f s/fit), %d flagged (divergent, high R-hat, nonfinite "
-        "or failed)", path, n_rep, seconds, seconds / n_rep, n_bad,
+        "wrote %s: %d fits in %.1f s (%.3f s/fit), %d flagged (a divergence, or an estimand with "
+        "high R-hat, low ESS or nonfinite draws; or failed)", path, n_rep, seconds,
+        seconds / n_rep, n_bad,
     )
     return path
 

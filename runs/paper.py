@@ -152,6 +152,9 @@ def _panel(name: str, node, base_inference: dict) -> Panel:
     prior = OmegaConf.merge(prior, {"hyper": hyper})
     if node.get("parameterization") is not None:
         prior.parameterization = node.parameterization
+    # the figures show numpyro's MCMC draws of theta itself: no collapsed or automatic form
+    require(prior.parameterization in ("centered", "noncentered"), f"{where}.parameterization",
+            prior.parameterization, f"one of centered, noncentered for spec {prior.spec}")
     try:
         config.validate_prior(prior)
     except config.ConfigError as err:  # name the panel's key, not the prior file's

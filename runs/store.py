@@ -1,6 +1,6 @@
 """The results store: one parquet file per job, one row per (replicate, estimand).
 
-Columns, in order (README, "Result files", documents each):
+Columns, in order (``docs/results.md`` documents each):
 
 * identity: ``study``, ``scenario``, every scenario parameter, ``prior``,
   ``prior_parameterization``, ``prior_<hyperparameter>`` for each of the spec's hyperparameters,
@@ -93,6 +93,13 @@ def estimand_status(fit: FitSummary, chains: int | None = None) -> dict:
             level = np.maximum(level, np.where((fit.skipped != "")[:, None], 5, 0))
         out[name] = np.asarray(SEVERITY, dtype=object)[level]
     return out
+
+
+def worst(labels) -> str:
+    """The worst of some status labels (``SEVERITY``; ``failed`` worst of all): a fit's status
+    from its rows'."""
+    labels = set(labels)
+    return "failed" if "failed" in labels else max(labels, key=SEVERITY.index)
 
 
 def fit_status(fit: FitSummary, chains: int | None = None) -> np.ndarray:

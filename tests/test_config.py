@@ -99,7 +99,7 @@ def test_unknown_spec_lists_the_known_ones(tmp_path):
 def test_flat_prior_cannot_be_noncentered(tmp_path):
     cfg = compose_study(tmp_path, "prior=flat", "prior.parameterization=noncentered")
     with pytest.raises(ConfigError, match="prior.parameterization='noncentered' is not allowed: "
-                                         "one of centered for spec flat"):
+                                         "one of centered, collapsed, auto for spec flat"):
         job.run(cfg)
     assert not any(tmp_path.rglob("*"))
 

@@ -13,25 +13,8 @@ from scipy import integrate, stats
 
 import tests.quadrature as quad
 from models import exact
-
-Y8 = np.array([28, 8, -3, 7, -1, 1, 18, 12], float)
-SE8 = np.array([15, 10, 16, 11, 9, 11, 10, 18], float)
-BASE = dict(mu_family="normal", mu_loc=0.0, mu_scale=20.0, tau_df=3.0, sigma_scale=1.0)
-CASES = {  # name: (spec, hyper, reference tau prior, reference mu prior)
-    "half_normal": ("hierarchical", dict(BASE, tau_family="half_normal", tau_scale=10.0),
-                    ("half_normal", dict(scale=10.0)), ("normal", 0.0, 20.0)),
-    "half_t": ("hierarchical", dict(BASE, tau_family="half_t", tau_scale=10.0),
-               ("half_t", dict(df=3.0, scale=10.0)), ("normal", 0.0, 20.0)),
-    "uniform": ("hierarchical", dict(BASE, tau_family="uniform", tau_scale=50.0),
-                ("uniform", dict(upper=50.0)), ("normal", 0.0, 20.0)),
-    "inv_gamma": ("hierarchical", dict(BASE, tau_family="inv_gamma", tau_scale=1.0),
-                  ("inv_gamma", dict(shape=1.0, scale=1.0)), ("normal", 0.0, 20.0)),
-    "flat_mu": ("hierarchical", dict(BASE, mu_family="flat", tau_family="half_cauchy", tau_scale=25.0),
-                ("half_cauchy", dict(scale=25.0)), ("flat",)),
-    "normal_inv_chi2": ("normal_inv_chi2",
-                        dict(mu_loc=0.0, kappa0=0.5, tau_df=3.0, tau_scale=5.0, sigma_scale=1.0),
-                        ("scaled_inv_chi2", dict(df=3.0, scale=5.0)), ("nix", 0.0, 0.5)),
-}
+# the cases of the NUTS-against-quadrature tests: every tau family, flat mu, normal_inv_chi2
+from tests.test_posterior_quadrature import CASES, SE8, Y8
 
 
 @pytest.mark.parametrize("case", list(CASES))

@@ -16,13 +16,15 @@ from tests.helpers import compose_study
 
 DOCUMENTED = [
     "study", "scenario", "n_groups", "group_size", "tau", "sigma", "mu",
-    "prior", "prior_spec", "method", "prior_parameterization", "prior_mu_family", "prior_mu_loc",
+    "prior", "prior_spec", "method", "prior_parameterization", "fit_parameterization",
+    "prior_mu_family", "prior_mu_loc",
     "prior_mu_scale", "prior_tau_family", "prior_tau_scale", "prior_tau_df", "prior_sigma_scale",
     "chains", "warmup", "draws", "target_accept", "max_tree_depth", "seed", "replicates_mode",
     "replicate", "param", "index", "true_value", "raw_estimate", "posterior_mean", "posterior_sd",
     "posterior_median", "lower_50", "upper_50", "lower_80", "upper_80", "lower_90", "upper_90",
-    "lower_95", "upper_95", "truth_cdf", "rhat", "ess_bulk", "n_divergent", "n_max_treedepth", "n_leapfrog",
-    "status", "skip_reason", "config_hash", "results_version", "code_version", "package_versions",
+    "lower_95", "upper_95", "truth_cdf", "exact_mean", "exact_sd", "exact_truth_cdf", "mcse_mean",
+    "mcse_sd", "rhat", "ess_bulk", "ess_tail", "n_divergent", "n_max_treedepth", "n_leapfrog",
+    "sampled_rhat", "sampled_ess", "status", "skip_reason", "config_hash", "results_version", "code_version", "package_versions",
     "created_at", "job_seconds",
 ]
 
@@ -41,7 +43,10 @@ def test_job_writes_documented_columns_and_rows(hierarchical_job):
     # one row per (replicate, estimand): J thetas + mu + tau + sigma, for each of 3 replicates
     assert len(df) == 3 * (3 + 3)
     assert not df.duplicated(["replicate", "param", "index"]).any()
-    assert set(df["status"]) <= {"ok", "divergent", "high_rhat", "nonfinite"}
+    assert set(df["status"]) <= {"ok", "low_ess", "divergent", "high_rhat", "nonfinite"}
+    # collapsed (the default for Gaussian data), with the exact posterior beside every row
+    assert set(df["fit_parameterization"]) == {"collapsed"}
+    assert df["exact_mean"].notna().all() and (df["exact_sd"] > 0).all()
     # the truth stored is the simulator's truth
     _, truth = sim.simulate("normal_normal", cfg.seed, 3, n_groups=3, group_size=4, tau=1.0,
                             sigma=1.0, mu=0.0)
