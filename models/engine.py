@@ -522,7 +522,13 @@ def _rao_blackwell(draws, means, cond_mean, cond_var):
     mean, _, quantiles, rhat, ess_bulk, mcse_sd, _, ess_tail = draws
     m = cond_mean.reshape(-1, cond_mean.shape[-1])
     sd = jnp.sqrt(cond_var.reshape(m.shape).mean(axis=0) + m.var(axis=0, ddof=1))
-    return m.mean(axis=0), sd, quantiles, rhat, ess_bulk, mcse_sd, means[6], ess_tail
+    rb_mean = m.mean(axis=0)
+    # an average of conditional means that hardly vary (a flat prior's theta_j = ybar_j) has a
+    # Monte Carlo error below the float32 resolution of the program's arithmetic: the error
+    # reported is never below that resolution
+    resolution = jnp.finfo(m.dtype).eps * (jnp.abs(rb_mean) + sd)
+    mcse_mean = jnp.sqrt(means[6] ** 2 + resolution**2)
+    return rb_mean, sd, quantiles, rhat, ess_bulk, mcse_sd, mcse_mean, ess_tail
 
 
 def _rank(draws, reference, n_draws):
