@@ -252,7 +252,8 @@ PER_ROW = {
     "replicate", "param", "index", "true_value", "raw_estimate", "truth_cdf", "posterior_mean",
     "posterior_sd",
     "posterior_median", "rhat", "ess_bulk", "n_divergent", "n_max_treedepth", "n_leapfrog",
-    "status", "skip_reason", "created_at", "job_seconds",
+    "status", "skip_reason", "created_at", "job_seconds", "exact_mean", "exact_sd",
+    "exact_truth_cdf", "mcse_mean", "mcse_sd", "ess_tail", "sampled_rhat", "sampled_ess",
 }
 
 
