@@ -60,9 +60,8 @@ PARAMETERIZATIONS = ("centered", "noncentered", "collapsed", "auto")
 scale * eta (``LocScaleReparam(0)``). ``collapsed``: theta, and mu where it is Gaussian given the
 rest, integrated out exactly and drawn from their Gaussian conditionals for every kept draw
 (``models.collapse``; Gaussian data only; the form ``collapsed_theta`` where only theta can be).
-``auto``: ``collapsed`` wherever it applies; elsewhere (binomial data) each group partially
-centered by how informative its data are (``centeredness``), decided inside the program from
-each data set."""
+``auto``: ``collapsed`` wherever it applies; elsewhere (binomial data, a theta prior that is
+not a scale mixture of normals) ``noncentered`` where the spec allows it, else ``centered``."""
 ESTIMANDS = ("theta", "mu", "tau", "sigma", "p")
 """Sites summarized when a spec has them, in this order (``p``: success probabilities, binomial
 data only)."""
@@ -218,8 +217,7 @@ def form(spec: str, parameterization: str, data: dict, hyper: dict) -> str:
 
 def resolve(spec: str, parameterization: str, example: dict, static=(), dynamic=None) -> str:
     """The form a fit runs: ``auto`` becomes ``collapsed`` where theta can be integrated out of
-    ``example`` (one data set), else ``partial`` (per-group centering, ``centeredness``) where
-    theta has a location and scale, else ``centered``. ``collapsed`` asked for where it cannot
+    ``example`` (one data set), else ``noncentered`` where the spec allows it, else ``centered``. ``collapsed`` asked for where it cannot
     apply is an error that says why."""
     if parameterization not in PARAMETERIZATIONS:
         raise ValueError(
@@ -235,7 +233,7 @@ def resolve(spec: str, parameterization: str, example: dict, static=(), dynamic=
     if parameterization == "collapsed":
         raise ValueError(f"parameterization='collapsed' does not apply to {spec}: {reason}")
     allowed = getattr(models.load(spec), "PARAMETERIZATIONS", PARAMETERIZATIONS)
-    return "partial" if "noncentered" in allowed else "centered"
+    return "noncentered" if "noncentered" in allowed else "centered"
 
 
 _BLOCKERS: dict = {}
@@ -268,28 +266,6 @@ def numpyro_trace(model, kwargs):
     from numpyro.handlers import seed, trace
 
     return trace(seed(model, jax.random.key(0))).get_trace(**kwargs)
-
-
-def centeredness(data: dict):
-    """(J,) how far each group's theta is centered (0: non-centered, 1: centered), from how
-    informative its data are: c_j = t^2 / (t^2 + e_j), with e_j the sampling variance of the
-    group's own estimate (1 / (n p (1 - p)) on the log-odds scale, p smoothed by 1/2 success;
-    se_j^2 or sigma^2 / n_j for Gaussian data) and t^2 a moment estimate of the between-group
-    variance (the spread of the own estimates less their mean sampling variance, at least a
-    tenth of it). The optimal weight for a Gaussian model (Papaspiliopoulos, Roberts & Sköld
-    2007), used here as a data-driven choice made inside the program for each data set."""
-    if "trials" in data:
-        p = (data["successes"] + 0.5) / (data["trials"] + 1.0)
-        own = jnp.log(p) - jnp.log1p(-p)
-        noise = 1.0 / ((data["trials"] + 1.0) * p * (1.0 - p))
-    elif "se" in data:
-        own, noise = data["y"], data["se"] ** 2
-    else:
-        n = data["n"]
-        pooled_var = jnp.sum(data["ss"]) / jnp.maximum(jnp.sum(n - 1), 1)
-        own, noise = data["ybar"], pooled_var / n
-    between = jnp.maximum(jnp.var(own, ddof=1) - jnp.mean(noise), 0.1 * jnp.mean(noise))
-    return between / (between + noise)
 
 
 def _unsupported(module, data) -> np.ndarray:
@@ -373,8 +349,7 @@ def method(spec: str) -> str:
 
 
 def build_model(spec: str, parameterization: str):
-    """The spec's model, with ``theta`` reparameterized from outside: non-centered, partially
-    centered per group (``partial``, the weights from ``centeredness`` of the data), or
+    """The spec's model, with ``theta`` reparameterized from outside: non-centered, or
     integrated out (``collapsed``)."""
     module = models.load(spec)
     model = module.model
@@ -387,12 +362,6 @@ def build_model(spec: str, parameterization: str):
         )
     if parameterization in ("collapsed", "collapsed_theta"):
         return collapse.collapse(model, integrate_mu=parameterization == "collapsed")
-    if parameterization == "partial":
-        def partial(data, **hyper):
-            weights = LocScaleReparam(centered=centeredness(data), shape_params=shape_params)
-            return reparam(model, config={"theta": weights})(data, **hyper)
-
-        return partial
     return model
 
 
