@@ -43,12 +43,9 @@ KEEP = 40.0
 """A refinement keeps the points whose log density is within KEEP of the largest."""
 
 
-def supported(spec: str, hyper: dict, data: dict) -> bool:
-    """Whether the spec's posterior on ``data`` (a batch) has this reduction."""
-    return _layout(spec, hyper, data) is not None
-
-
 def _layout(spec, hyper, data):
+    """(form, static hyperparameters, latent names) where the spec's posterior on ``data`` (a
+    batch) has this reduction, else None."""
     if engine.method(spec) != "nuts":
         return None
     first = {k: np.asarray(v)[0] for k, v in data.items()}
@@ -68,7 +65,7 @@ def _layout(spec, hyper, data):
 def moments(spec: str, hyper: dict, data: dict, truth: dict | None = None) -> dict | None:
     """{site: (mean, sd, cdf)} of the exact posterior of every data set of ``data`` (a batch),
     each (R, P); ``cdf`` is P(site <= truth | y) where ``truth`` ({site: (R, P)}) gives a value,
-    else NaN. None where the spec has no reduction (``supported``)."""
+    else NaN. None where the spec has no reduction."""
     layout = _layout(spec, hyper, data)
     if layout is None:
         return None

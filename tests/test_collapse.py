@@ -10,7 +10,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from numpyro.handlers import substitute
 from numpyro.infer.util import log_density
 from scipy import stats
 
