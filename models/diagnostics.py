@@ -15,6 +15,7 @@ Every function takes one series ``x`` of shape (chains, draws); vmap them over a
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 from jax import lax
 from jax.scipy.special import ndtri
@@ -26,19 +27,73 @@ def split_chains(x):
     return jnp.concatenate([x[:, :half], x[:, x.shape[1] - half :]], axis=0)
 
 
+def _sort_keys(flat):
+    """int32 keys that order as the float32 values ``flat`` do (NaN last, -0.0 as 0.0)."""
+    flat = jnp.where(flat == 0, jnp.zeros_like(flat), flat)
+    flat = jnp.where(jnp.isnan(flat), jnp.full_like(flat, jnp.nan), flat)  # one NaN: positive
+    bits = lax.bitcast_convert_type(flat, jnp.int32)
+    return bits ^ ((bits >> 31) & 0x7FFFFFFF)
+
+
+def _from_keys(keys):
+    """The float32 values of sorted ``_sort_keys`` keys (the map is its own inverse)."""
+    return lax.bitcast_convert_type(keys ^ ((keys >> 31) & 0x7FFFFFFF), jnp.float32)
+
+
+def sort_and_rank(flat):
+    """(sorted values, average 1-based rank of each value) of a 1-d series, NaNs last.
+
+    XLA's CPU sort of floats, or of several operands, runs a general comparator and is about six
+    times slower than its sort of one integer array. A float32 series is therefore sorted once as
+    int64 keys, the value's order-preserving bits above its position: one integer sort gives the
+    sorted values and the permutation, and the average rank of a run of tied values is the mean
+    of its first and last position. Other dtypes take ``jnp.sort`` and ``jnp.searchsorted``."""
+    n = flat.shape[0]
+    if flat.dtype != jnp.float32:
+        ordered = jnp.sort(flat)
+        rank = (
+            jnp.searchsorted(ordered, flat, side="left")
+            + jnp.searchsorted(ordered, flat, side="right") + 1
+        ) / 2.0
+        return ordered, rank
+    keys = _sort_keys(flat)
+    with jax.enable_x64(True):  # the packed keys need 64 bits; only these lines use them
+        packed = jnp.sort((keys.astype(jnp.int64) << 32) | jnp.arange(n, dtype=jnp.int64))
+        order = (packed & 0xFFFFFFFF).astype(jnp.int32)
+        ordered = (packed >> 32).astype(jnp.int32)
+    position = jnp.arange(n, dtype=jnp.int32)
+    change = ordered[1:] != ordered[:-1]
+    first = lax.cummax(jnp.where(jnp.concatenate([jnp.ones(1, bool), change]), position, 0))
+    last = lax.cummin(
+        jnp.where(jnp.concatenate([change, jnp.ones(1, bool)]), position, n), reverse=True
+    )
+    rank = jnp.zeros(n, jnp.float32).at[order].set((first + last + 2) / 2.0)
+    return _from_keys(ordered), rank
+
+
+def quantile_sorted(ordered, q):
+    """``jnp.quantile(x, q)`` (linear interpolation) from x's sorted values; NaN if x has one."""
+    n = ordered.shape[0]
+    at = jnp.asarray(q, jnp.float32) * (n - 1)
+    lo = jnp.floor(at).astype(jnp.int32)
+    hi = jnp.minimum(lo + 1, n - 1)
+    frac = at - lo
+    value = ordered[lo] * (1 - frac) + ordered[hi] * frac
+    return jnp.where(jnp.isnan(ordered[-1]), jnp.nan, value)
+
+
+def _z_from_rank(flat, rank):
+    z = ndtri((rank - 0.375) / (flat.size + 0.25))
+    return jnp.where(jnp.isnan(flat), jnp.nan, z)
+
+
 def z_scale(x):
     """Rank-normalize: average ranks over all draws, then the normal quantile of Blom's
     (rank - 3/8) / (S + 1/4). A NaN draw stays NaN and the others are ranked among themselves,
     S still counting every draw (ArviZ's ``rankdata(nan_policy="omit")``), so that R-hat and ESS
     of a series with a NaN are NaN, as ArviZ's are."""
     flat = x.ravel()
-    ordered = jnp.sort(flat)  # NaNs sort last: the ranks of the others are among themselves
-    # average rank of tied values: (first + last position, 1-based) / 2
-    rank = (
-        jnp.searchsorted(ordered, flat, side="left") + jnp.searchsorted(ordered, flat, side="right") + 1
-    ) / 2.0
-    z = ndtri((rank - 0.375) / (flat.size + 0.25))
-    return jnp.where(jnp.isnan(flat), jnp.nan, z).reshape(x.shape)
+    return _z_from_rank(flat, sort_and_rank(flat)[1]).reshape(x.shape)
 
 
 def _rhat(x):
@@ -53,7 +108,7 @@ def rhat_rank(x):
     """Rank-normalized split R-hat: max of the bulk and the folded (tail) R-hat."""
     split = split_chains(x)
     bulk = _rhat(z_scale(split))
-    tail = _rhat(z_scale(jnp.abs(split - jnp.median(split))))
+    tail = _rhat(z_scale(jnp.abs(split - quantile_sorted(sort_and_rank(split.ravel())[0], 0.5))))
     return jnp.maximum(bulk, tail)
 
 
@@ -126,6 +181,34 @@ def mcse_mean(x):
 def ess_tail(x):
     """Tail effective sample size, ArviZ's ``ess(method="tail")``: the smaller ESS of the
     indicators of the 5 % and 95 % quantiles, on split chains."""
-    lower = (x <= jnp.quantile(x, 0.05)).astype(x.dtype)
-    upper = (x <= jnp.quantile(x, 0.95)).astype(x.dtype)
+    ordered = sort_and_rank(x.ravel())[0]
+    lower = (x <= quantile_sorted(ordered, 0.05)).astype(x.dtype)
+    upper = (x <= quantile_sorted(ordered, 0.95)).astype(x.dtype)
     return jnp.minimum(ess(split_chains(lower)), ess(split_chains(upper)))
+
+
+def summary(x, quantiles):
+    """Every diagnostic of one (C, N) series at once, each series sorted twice (its draws, and
+    its folded draws) rather than once per diagnostic: (mean, sd, quantiles, rank R-hat, bulk
+    ESS, MCSE of the sd, MCSE of the mean, tail ESS), each equal to the function of its name
+    above (``quantiles`` as ``jnp.quantile`` of all draws; R-hat NaN for one chain)."""
+    n_chains, n_draws = x.shape
+    split = split_chains(x)
+    flat = split.ravel()
+    ordered, rank = sort_and_rank(flat)
+    if n_draws % 2:  # split chains drop each chain's middle draw: quantiles need all draws
+        ordered_all = sort_and_rank(x.ravel())[0]
+    else:
+        ordered_all = ordered
+    z = _z_from_rank(flat, rank).reshape(split.shape)
+    if n_chains > 1:
+        folded = jnp.abs(flat - quantile_sorted(ordered, 0.5))
+        z_folded = _z_from_rank(folded, sort_and_rank(folded)[1]).reshape(split.shape)
+        rhat = jnp.maximum(_rhat(z), _rhat(z_folded))
+    else:
+        rhat = jnp.full((), jnp.nan, x.dtype)
+    lower = (x <= quantile_sorted(ordered_all, 0.05)).astype(x.dtype)
+    upper = (x <= quantile_sorted(ordered_all, 0.95)).astype(x.dtype)
+    tail = jnp.minimum(ess(split_chains(lower)), ess(split_chains(upper)))
+    qs = jnp.stack([quantile_sorted(ordered_all, q) for q in quantiles])
+    return (x.mean(), x.std(ddof=1), qs, rhat, ess(z), mcse_sd(x), mcse_mean(x), tail)

@@ -17,8 +17,10 @@ runs one data set's chains and takes the next data set when they have all ended.
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import functools
+import itertools
 from typing import NamedTuple
 
 import jax
@@ -121,6 +123,7 @@ def fit(
     lane_rows: int | None = None,
     rank_against: dict | None = None,
     rank_draws: int = 99,
+    devices: int = 1,
 ) -> FitSummary:
     """Fit prior spec ``spec`` on every data set of ``data`` (arrays with leading axis R).
 
@@ -133,6 +136,12 @@ def fit(
     Replicates run in chunks that fit ``memory_budget_bytes`` and hold at most ``max_batch``
     data sets (default ``BATCH``). In a chunk, the data sets queue for ``lane_rows`` (default
     ``LANE_ROWS``) rows of the sampler's lanes, one data set's chains to a row.
+
+    ``devices`` > 1 splits the data sets over that many local devices (at most as many as JAX
+    has: on the CPU, ``runs`` makes one per core), in at least one chunk per device, the chunks
+    run at once by a thread per device. Each device runs the program compiled for it (the same
+    program: a data set's fit is the same, bit for bit, on any device and in any chunk; a
+    program split with ``shard_map`` instead compiles to other rounding).
 
     ``rank_against`` ({site: (R, P) values}) asks for the rank of each value among ``rank_draws``
     posterior draws spread evenly over the kept draws of all chains (thinned, so that they are
@@ -155,7 +164,7 @@ def fit(
                 memory_budget_bytes=memory_budget_bytes, max_batch=max_batch, lane_rows=lane_rows,
                 rank_against=None if rank_against is None
                 else {k: np.asarray(v)[kept] for k, v in rank_against.items()},
-                rank_draws=rank_draws,
+                rank_draws=rank_draws, devices=devices,
             )
         else:  # cheap: compute on every data set and blank the skipped ones
             from models import closed_form
@@ -173,25 +182,34 @@ def fit(
     n_latent = sum(int(np.prod(shape)) for _, shape in latent)
     chunk = int(max(1, min(n_rep, memory_budget_bytes // bytes_per_replicate(n_latent, inference))))
     chunk = max(1, min(chunk, BATCH if max_batch is None else max_batch))
-    pieces = []
-    for start in range(0, n_rep, chunk):
+    n_devices = max(1, min(devices, len(jax.local_devices()), n_rep))
+    chunk = min(chunk, -(-n_rep // n_devices))  # at least one chunk per device
+    statics = dict(
+        spec=spec, static=static, parameterization=parameterization, inference=inference,
+        latent=latent, rank_draws=rank_draws,
+        lane_rows=LANE_ROWS if lane_rows is None else lane_rows,
+    )
+
+    def run(start, device):
         stop = min(start + chunk, n_rep)
         index = np.minimum(np.arange(start, start + chunk), n_rep - 1)  # pad with the last one
-        out = _program(
+        args = (
             keys[index],
             {k: v[index] for k, v in data.items()},
             dynamic,
             None if rank_against is None else {k: jnp.asarray(v)[index] for k, v in rank_against.items()},
             np.int32(stop - start),
-            spec=spec,
-            static=static,
-            parameterization=parameterization,
-            inference=inference,
-            latent=latent,
-            rank_draws=rank_draws,
-            lane_rows=LANE_ROWS if lane_rows is None else lane_rows,
         )
-        pieces.append(jax.tree.map(lambda a, n=stop - start: np.asarray(a)[:n], out))
+        out = _program(*jax.device_put(args, device), **statics)
+        return jax.tree.map(lambda a: np.asarray(a)[: stop - start], out)
+
+    starts = range(0, n_rep, chunk)
+    devices_ = jax.local_devices()[:n_devices]
+    if n_devices == 1:
+        pieces = [run(start, devices_[0]) for start in starts]
+    else:  # a thread per device; each compiles the program for its device, then they run at once
+        with concurrent.futures.ThreadPoolExecutor(n_devices) as pool:
+            pieces = list(pool.map(run, starts, itertools.cycle(devices_)))
     joined = jax.tree.map(lambda *a: np.concatenate(a, axis=0), *pieces)
     sites, n_div, n_depth, n_leapfrog, ranks, sampled_rhat, sampled_ess = joined
     return FitSummary(
@@ -365,13 +383,10 @@ def build_model(spec: str, parameterization: str):
     return model
 
 
-@functools.partial(
-    jax.jit,
-    static_argnames=(
-        "spec", "static", "parameterization", "inference", "latent", "rank_draws", "lane_rows"
-    ),
-)
-def _program(
+_STATIC = ("spec", "static", "parameterization", "inference", "latent", "rank_draws", "lane_rows")
+
+
+def _program_body(
     keys, data, dynamic, reference, n_real, *, spec, static, parameterization, inference, latent,
     rank_draws, lane_rows,
 ):
@@ -421,23 +436,21 @@ def _program(
         kwargs = {"data": data_r, **dynamic, **dict(static)}
         constrain = functools.partial(constrain_fn, model, (), kwargs, return_deterministic=True)
         values = jax.vmap(jax.vmap(lambda f: constrain(unravel(f))))(z)
-        extra = []  # columns summarized beside the sites: the conditional means, the sampled z
+        conditional = {}
         if collapsed:
             draws, conditional = _exact_draws(values, theta_key)
             values.update(draws)
-            extra.extend(conditional[name][0] for name in conditional)
-        extra.append(z)
-        # every site's draws summarized in one call, side by side on the parameter axis: one set
-        # of sort, search and FFT kernels to compile rather than one per site
+        # every site's draws and the sampled coordinates z summarized in one call, side by side
+        # on the parameter axis: one set of sort and FFT kernels to compile rather than one per
+        # site
         names = [name for name in ESTIMANDS if name in values]
-        columns = [values[name].reshape(*values[name].shape[:2], -1) for name in names] + extra
+        columns = [values[name].reshape(*values[name].shape[:2], -1) for name in names] + [z]
         summary = _summarize(jnp.concatenate(columns, axis=-1))
         bounds = np.cumsum([0] + [c.shape[-1] for c in columns])
         parts = [tuple(a[..., lo:hi] for a in summary) for lo, hi in zip(bounds[:-1], bounds[1:])]
         sites = dict(zip(names, parts))
-        if collapsed:
-            for i, (name, (mean_, var_)) in enumerate(conditional.items()):
-                sites[name] = _rao_blackwell(sites[name], parts[len(names) + i], mean_, var_)
+        for name, (mean_, var_) in conditional.items():
+            sites[name] = _rao_blackwell(sites[name], mean_, var_)
         sampled = parts[-1]
         sampled_rhat = sampled[3].max() if z.shape[-1] else jnp.float32(jnp.nan)
         sampled_ess = sampled[4].min() if z.shape[-1] else jnp.float32(jnp.nan)
@@ -454,6 +467,9 @@ def _program(
                 sampled_ess)
 
     return jax.vmap(one_data_set)(z, diverging, num_steps, data, reference, theta_keys)
+
+
+_program = jax.jit(_program_body, static_argnames=_STATIC)
 
 
 THETA_STREAM = 1
@@ -483,7 +499,7 @@ def _exact_draws(values, key):
     return {"theta": theta, "mu": mu}, conditional
 
 
-def _rao_blackwell(draws, means, cond_mean, cond_var):
+def _rao_blackwell(draws, cond_mean, cond_var):
     """theta's summary with the Rao–Blackwell mean and sd: E[theta | y] as the average of the
     conditional means m, Var[theta | y] as the average of the conditional variances v plus the
     variance of m (the law of total variance); the Monte Carlo error of the mean is that of the
@@ -492,11 +508,12 @@ def _rao_blackwell(draws, means, cond_mean, cond_var):
     m = cond_mean.reshape(-1, cond_mean.shape[-1])
     sd = jnp.sqrt(cond_var.reshape(m.shape).mean(axis=0) + m.var(axis=0, ddof=1))
     rb_mean = m.mean(axis=0)
+    mcse_m = jax.vmap(diagnostics.mcse_mean)(jnp.moveaxis(cond_mean, -1, 0))
     # an average of conditional means that hardly vary (a flat prior's theta_j = ybar_j) has a
     # Monte Carlo error below the float32 resolution of the program's arithmetic: the error
     # reported is never below that resolution
     resolution = jnp.finfo(m.dtype).eps * (jnp.abs(rb_mean) + sd)
-    mcse_mean = jnp.sqrt(means[6] ** 2 + resolution**2)
+    mcse_mean = jnp.sqrt(mcse_m**2 + resolution**2)
     return rb_mean, sd, quantiles, rhat, ess_bulk, mcse_sd, mcse_mean, ess_tail
 
 
@@ -510,21 +527,10 @@ def _rank(draws, reference, n_draws):
 def _summarize(draws):
     """(C, N, *shape) draws -> the fields of ``SiteSummary``, each over P = prod(shape)."""
     n_chains, n_draws = draws.shape[:2]
-    per_chain = draws.reshape(n_chains, n_draws, -1)
-    pooled = per_chain.reshape(n_chains * n_draws, -1)
-    quantiles = jnp.quantile(pooled, jnp.asarray(QUANTILES), axis=0)
-    by_param = jnp.moveaxis(per_chain, -1, 0)  # (P, C, N)
-    rhat = (
-        jax.vmap(diagnostics.rhat_rank)(by_param)
-        if n_chains > 1
-        else jnp.full(pooled.shape[1], jnp.nan)
-    )
-    ess = jax.vmap(diagnostics.ess_bulk)(by_param)
-    mcse_sd = jax.vmap(diagnostics.mcse_sd)(by_param)
-    mcse_mean = jax.vmap(diagnostics.mcse_mean)(by_param)
-    ess_tail = jax.vmap(diagnostics.ess_tail)(by_param)
-    sd = pooled.std(axis=0, ddof=1)
-    return pooled.mean(axis=0), sd, quantiles, rhat, ess, mcse_sd, mcse_mean, ess_tail
+    by_param = jnp.moveaxis(draws.reshape(n_chains, n_draws, -1), -1, 0)  # (P, C, N)
+    fields = jax.vmap(lambda x: diagnostics.summary(x, QUANTILES))(by_param)
+    mean, sd, quantiles, *rest = fields
+    return (mean, sd, quantiles.T, *rest)
 
 
 _LATENT_CACHE: dict = {}

@@ -6,6 +6,9 @@ here are long chains of small operations that a second thread slows down (``runs
 the measurements), and a study runs one worker process per core (the joblib launcher), which
 threads would oversubscribe. Importing ``runs`` starts JAX's backends that way, before any of its
 modules uses JAX.
+
+JAX gets one CPU device per usable CPU: a job that has the machine to itself splits its data sets
+over them (``models.engine.fit(devices=)``), one compiled program running on every core.
 """
 
 import logging
@@ -19,4 +22,5 @@ logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
 
 from runs import threads  # noqa: E402  (after XLA_FLAGS: JAX reads them when it starts)
 
+threads.one_device_per_cpu()
 threads.one_xla_thread()

@@ -36,7 +36,7 @@ from omegaconf import DictConfig, OmegaConf
 import models
 import sim
 from models import closed_form, engine, exact
-from runs import auto, config, store, verify
+from runs import auto, config, store, threads, verify
 from runs.checks import require
 
 log = logging.getLogger(__name__)
@@ -246,6 +246,7 @@ def compute(cfg: DictConfig, replicates: np.ndarray) -> pd.DataFrame:
             memory_budget_bytes=cfg.memory_budget_gb * 1e9,
             rank_against={k: v[index] for k, v in reference.items()},
             rank_draws=inference.chains * inference.draws,
+            devices=threads.job_devices(),
         )
 
     # the form the fits run (``auto`` resolved); a form that cannot apply stops the job here

@@ -69,3 +69,34 @@ def one_xla_thread() -> bool:
             except OSError:  # a thread that ended meanwhile
                 pass
     return True
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def one_device_per_cpu() -> None:
+    """Give JAX's CPU backend one device per usable CPU (before the backend starts; later, a
+    no-op). Each device runs its programs on a thread of its own, so a program split over the
+    devices (``jax.shard_map``) runs on every core."""
+    import jax
+    from jax._src import xla_bridge
+
+    if not xla_bridge.backends_are_initialized():
+        jax.config.update("jax_num_cpu_devices", usable_cpus())
+
+
+DEVICES_ENV = "HIERBENCH_DEVICES"
+"""Environment variable: how many CPU devices a job splits its data sets over (default 1). A
+study sets it for its jobs (``runs.study``: the cores per job it runs at once)."""
+
+
+def job_devices() -> int:
+    """``HIERBENCH_DEVICES`` as a positive int (1 where unset)."""
+    value = os.environ.get(DEVICES_ENV, "1")
+    if not value.isdigit() or int(value) < 1:
+        raise SystemExit(f"error: {DEVICES_ENV}={value!r} is not allowed: a positive integer")
+    return int(value)

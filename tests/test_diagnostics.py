@@ -97,3 +97,45 @@ def test_non_finite_draws_give_arviz_answers(bad):
     np.testing.assert_array_equal(np.isnan(got["z"]), np.isnan(want["z"]))
     finite = ~np.isnan(want["z"])
     np.testing.assert_allclose(got["z"][finite], want["z"][finite], rtol=1e-4, atol=1e-4)
+
+
+def test_sort_and_rank_is_scipy_rankdata_with_ties_signed_zeros_and_non_finite_draws():
+    """The packed-integer sort gives the sorted values and SciPy's average ranks exactly: tied
+    runs, -0.0 tied with 0.0 (equal as floats), infinities in place, and NaNs (either sign) last,
+    ranked after every other draw as ``rankdata(nan_policy="omit")`` leaves them out."""
+    from scipy.stats import rankdata
+
+    rng = np.random.default_rng(6)
+    x = np.round(rng.normal(size=1001), 1).astype(np.float32)
+    x[:5] = [0.0, -0.0, np.inf, -np.inf, 0.0]
+    x[7], x[9] = np.nan, -np.nan
+    ordered, rank = diagnostics.sort_and_rank(jnp.asarray(x))
+    finite = ~np.isnan(x)
+    np.testing.assert_array_equal(np.asarray(ordered)[: finite.sum()], np.sort(x[finite]))
+    assert np.isnan(np.asarray(ordered)[finite.sum():]).all()
+    np.testing.assert_array_equal(np.asarray(rank)[finite], rankdata(x[finite]))
+    assert (np.asarray(rank)[~finite] > finite.sum()).all()
+
+
+@pytest.mark.parametrize("name", list(_cases()))
+def test_fused_summary_matches_arviz_and_numpy(name):
+    """``diagnostics.summary`` (two sorts per series) returns what ArviZ returns for each
+    diagnostic, and NumPy's quantiles: tolerances as in test_matches_arviz (float32 against
+    float64); the tail ESS and the mean's MCSE are ESS-type sums like the bulk ESS."""
+    x = _cases()[name]
+    probs = (0.025, 0.05, 0.5, 0.9, 0.975)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        want = {"ess": az.ess(x, method="bulk"), "rhat": az.rhat(x, method="rank"),
+                "mcse_sd": az.mcse(x, method="sd"), "mcse_mean": az.mcse(x, method="mean"),
+                "tail": az.ess(x, method="tail")}
+    mean, sd, quantiles, rhat, ess, mcse_sd, mcse_mean, tail = (
+        np.asarray(a) for a in diagnostics.summary(jnp.asarray(x, jnp.float32), probs))
+    assert mean == pytest.approx(x.mean(), rel=1e-5, abs=1e-6)
+    assert sd == pytest.approx(x.std(ddof=1), rel=1e-5)
+    np.testing.assert_allclose(quantiles, np.quantile(x, probs), rtol=1e-5, atol=1e-6)
+    assert ess == pytest.approx(want["ess"], rel=1e-4)
+    assert rhat == pytest.approx(want["rhat"], abs=1e-3)
+    assert mcse_sd == pytest.approx(want["mcse_sd"], rel=1e-3)
+    assert mcse_mean == pytest.approx(want["mcse_mean"], rel=1e-4)
+    assert tail == pytest.approx(want["tail"], rel=1e-4)

@@ -3,6 +3,7 @@ waiting in the sampler's queue for a row of lanes, and the program is compiled o
 
 import jax
 import numpy as np
+import pytest
 
 import sim
 from models import engine
@@ -57,6 +58,21 @@ def test_chunking_by_memory_budget_changes_nothing():
     chunked = engine.fit("hierarchical", data, keys, HYPER, inference=INFERENCE,
                          memory_budget_bytes=budget)
     _close(whole, chunked)
+
+
+@pytest.mark.skipif(len(jax.local_devices()) < 2, reason="one CPU: JAX has one device")
+def test_data_sets_split_over_devices_fit_as_on_one():
+    """Two devices, each running its own chunk in a thread, give every data set the fit it gets
+    on one device, bit for bit (each device runs the same program; see engine.fit)."""
+    data, keys = _data(5)
+    one = engine.fit("hierarchical", data, keys, HYPER, parameterization="auto",
+                     inference=INFERENCE)
+    two = engine.fit("hierarchical", data, keys, HYPER, parameterization="auto",
+                     inference=INFERENCE, devices=2)
+    for name in one.sites:
+        for x, y in zip(one.sites[name], two.sites[name]):
+            np.testing.assert_array_equal(x, y)
+    np.testing.assert_array_equal(one.n_leapfrog, two.n_leapfrog)
 
 
 def test_sites_and_shapes():
