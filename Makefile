@@ -88,11 +88,10 @@ sbc: env
 
 # Throughput benchmark (docs/benchmark.md): hierbench's engine against a NumPyro loop,
 # a reused NumPyro MCMC and PyMC, then scaling in J and memory; about 17 minutes on 2 cores.
-# Options as key=value words, e.g. make bench BENCH="memory_replicates=100 baseline_replicates=5".
+# Extra overrides in ARGS, e.g. make bench ARGS="memory_replicates=100 baseline_replicates=5".
 # PyMC comes from the optional `bench` extra, synced from the same uv.lock into an environment of
 # its own: .venv keeps exactly what `make test` and `make study` install (uv sync installs no
 # extras, and would take PyMC out of .venv again at the next sync).
-BENCH ?=
 BENCH_VENV := $(TOOLS)/bench-venv
 BENCH_SYNCED := $(BENCH_VENV)/.synced
 
@@ -101,7 +100,7 @@ $(BENCH_SYNCED): pyproject.toml uv.lock | $(UV)
 	@touch $@
 
 bench: $(BENCH_SYNCED)
-	$(BENCH_VENV)/bin/python -m runs.bench $(BENCH)
+	$(BENCH_VENV)/bin/python -m runs.bench $(ARGS)
 
 # Tests run on WORKERS processes (pytest-xdist): 2 unless given, e.g. make test WORKERS=8.
 test: env

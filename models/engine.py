@@ -561,7 +561,7 @@ def bytes_per_replicate(n_latent: int, inference: Inference) -> int:
 
 
 COPIES = 10
-"""Copies of the draws the program holds at its peak (``python -m runs.bench sections=memory``
+"""Copies of the draws the program holds at its peak (``python -m runs.bench 'methods=[memory]'``
 measures it: about 9 at J = 1000); 10 keeps the peak under the budget plus the process's base."""
 
 

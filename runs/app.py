@@ -1,7 +1,9 @@
-"""The command line of the Hydra apps a user runs (``runs.study``, ``runs.fit``, ``runs.paper``).
+"""The command line of the Hydra apps a user runs (``runs.study``, ``runs.fit``, ``runs.paper``,
+``runs.bench``).
 
 Before Hydra starts, ``start`` refuses with one line a config group of another app (``python -m
-runs.study +figure=funnel``), a group choice that is not a file, and a key the config lacks. Hydra's
+runs.study +figure=funnel``), a group choice that is not a file, a key the config lacks, and what
+the app's own ``check`` refuses (``runs.bench`` checks its values there). Hydra's
 ``--cfg`` composes in single-run mode, where a sweep value (``scenario.tau=1,4``, the default grid
 of ``conf/study.yaml``) is an error; here ``--cfg`` shows the config of the sweep's first job
 instead. ``--help`` shows the app's own text (``conf/hydra/help/<app>.yaml``), whose ``grid``
@@ -22,8 +24,9 @@ GROUPS = {  # the config groups of each app's primary config; hydra/... is Hydra
     "study": ("scenario", "prior", "inference", "experiment"),
     "fit": ("prior", "inference", "comparison"),
     "paper": ("figure",),
+    "bench": (),
 }
-APPS = {"study": "runs.study", "fit": "runs.fit -m", "paper": "runs.paper"}
+APPS = {"study": "runs.study", "fit": "runs.fit -m", "paper": "runs.paper", "bench": "runs.bench"}
 HELP_FLAGS = ("--help", "-h", "--hydra-help", "--info", "-i", "--shell-completion", "-sc")
 
 
@@ -65,13 +68,14 @@ def check_groups(args: list[str], app: str) -> None:
         config.require(
             False, o.key_or_group, o.value(),
             f"{group} is a group of python -m {APPS[owner]}, not of python -m {APPS[app]} "
-            f"(its groups: {', '.join(GROUPS[app])})")
+            f"(its groups: {', '.join(GROUPS[app]) or 'none'})")
 
 
-def check_command_line(argv: list[str], app: str) -> None:
-    """What runs before Hydra starts: the command line's groups, group choices and keys checked
-    (a bad one ends the program with one line), ``--cfg`` answered with the sweep's first job
-    (and the program ended), and a ``--help`` call's sweeps kept for its text."""
+def check_command_line(argv: list[str], app: str, check=None) -> None:
+    """What runs before Hydra starts: the command line's groups, group choices and keys checked,
+    then the app's own ``check(argv)`` where it has one (a bad one ends the program with one
+    line), ``--cfg`` answered with the sweep's first job (and the program ended), and a
+    ``--help`` call's sweeps kept for its text."""
     if any(a.split("=")[0] in HELP_FLAGS for a in argv):
         single = config.first_job_words(argv) or []
         sweeps = [a for a in argv if "=" in a and not a.startswith("-") and a not in single]
@@ -82,6 +86,8 @@ def check_command_line(argv: list[str], app: str) -> None:
         check_groups(argv, app)
         config.check_group_choices(argv)
         config.check_keys(argv, app)
+        if check is not None:
+            check(argv)
         if any(a.split("=")[0] in ("--cfg", "-c") for a in argv):
             print(first_job(argv, app), end="")
             sys.exit(0)
@@ -89,9 +95,9 @@ def check_command_line(argv: list[str], app: str) -> None:
         sys.exit(f"error: {err}")
 
 
-def start(main, app: str, argv: list[str] | None = None) -> None:
+def start(main, app: str, argv: list[str] | None = None, check=None) -> None:
     """``check_command_line``, then the Hydra app ``main``."""
-    check_command_line(sys.argv[1:] if argv is None else argv, app)
+    check_command_line(sys.argv[1:] if argv is None else argv, app, check)
     main()
 
 

@@ -1,18 +1,25 @@
-"""runs.bench: runs end to end at a tiny size and reports every section, with the agreement check on
-the same data sets and a complete JSON file; a bad option is a one-line error that computes and
-writes nothing; without PyMC, method (d) is skipped with its message. Nothing here asserts a
-timing: those depend on the machine."""
+"""runs.bench: runs end to end at a tiny size and reports every method and section, with the
+agreement check on the same data sets and a complete JSON file; a bad setting is a one-line error
+that computes and writes nothing; without PyMC, the pymc row is skipped with its message. Nothing
+here asserts a timing: those depend on the machine."""
 
 import json
 import math
 import os
+import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
-from runs import bench
+from runs.bench import ENGINES, common
+from runs.bench import __main__ as bench
+from runs.bench import pymc as pymc_method
+from runs.bench import report as bench_report
+from runs.checks import ConfigError
 
+ROOT = Path(__file__).resolve().parent.parent
 TINY = ["replicates=2", "baseline_replicates=1", "n_groups=4", "chains=2", "warmup=50", "draws=50"]
 HEADERS = ("== platform ==", "== throughput ==", "== ratios", "== targets ==", "== agreement",
            "== scaling ==", "== memory ==")
@@ -23,13 +30,30 @@ METHOD_KEYS = {"data_sets", "compile_s", "sampling_s", "s_per_fit", "fits_per_s"
                "peak_rss_mb", "summaries", "summary_data_sets"}
 
 
+def _options(*words):
+    """The settings of ``python -m runs.bench <words>``: conf/bench.yaml composed and checked."""
+    return bench.options(bench.compose(list(words)))
+
+
+def _cli(*words) -> subprocess.CompletedProcess:
+    """``python -m runs.bench <words>`` in a process of its own, from the repository's root."""
+    return subprocess.run([sys.executable, "-m", "runs.bench", *words], cwd=ROOT,
+                          capture_output=True, text=True, timeout=1200)
+
+
+def _bench(*words) -> subprocess.CompletedProcess:
+    done = _cli(*words)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
 def _positive(x):
     return isinstance(x, (int, float)) and math.isfinite(x) and x > 0
 
 
 @pytest.fixture
 def without_pymc(tmp_path, monkeypatch):
-    """``import pymc`` fails in the bench's child processes, as where PyMC is not installed."""
+    """``import pymc`` fails in the bench's processes, as where PyMC is not installed."""
     stub = tmp_path / "no_pymc"
     stub.mkdir()
     (stub / "pymc.py").write_text("raise ImportError(\"No module named 'pymc'\")\n")
@@ -48,57 +72,58 @@ def _check_throughput(report, methods):
     for key, ratio in report["ratios"].items():
         assert _positive(ratio["sampling"]) and _positive(ratio["with_compile"]), key
     for m in methods:
-        if m not in bench.ENGINES:  # (a2) fits (a)'s data sets with (a)'s keys: a2_vs_a
-            agree = report["agreement"][f"a/{m}"]
-            # the same data sets on both sides: those that (b), (c), (d) fitted
+        if m not in ENGINES:  # engine_processes fits engine's data sets with engine's keys
+            agree = report["agreement"][f"engine/{m}"]
+            # the same data sets on both sides: those that the peer fitted
             assert agree["data_sets"] == report["methods"][m]["summary_data_sets"]
-            assert agree["data_sets"] == report["methods"]["a"]["summary_data_sets"]
+            assert agree["data_sets"] == report["methods"]["engine"]["summary_data_sets"]
             n_parameters = report["settings"]["n_groups"] + 3  # theta, mu, tau, sigma
             assert agree["comparisons"] == len(agree["data_sets"]) * n_parameters
             assert math.isfinite(agree["max_abs_z"]) and math.isfinite(agree["max_abs_z_sd"])
             assert agree["bound"] > 0
 
 
-def test_throughput_end_to_end_without_pymc(tmp_path, without_pymc, capsys):
-    """(a), (b) and (d) only, to stay fast: every child compiles its programs afresh (one round:
-    the slow test below runs two)."""
+def test_throughput_end_to_end_without_pymc(tmp_path, without_pymc):
+    """The command line: engine, numpyro_loop and pymc only, to stay fast: every child compiles
+    its programs afresh (one round: the slow test below runs two)."""
     out = tmp_path / "out"
-    bench.main([*TINY, "sections=a,b,d", f"out={out}"])
-    text = capsys.readouterr().out
+    text = _bench(*TINY, "methods=[engine,numpyro_loop,pymc]", f"out={out}").stdout
     for header in HEADERS:
         assert header in text
-    assert "d: skipped: PyMC is not installed" in text
-    assert "(a)/(d): n/a (d skipped)" in text
-    assert "max |z|" in text and "(a)/(b) >= 100" in text
+    assert "pymc: skipped: PyMC is not installed" in text
+    assert "engine/pymc: n/a (pymc skipped)" in text
+    assert "max |z|" in text and "engine/numpyro_loop >= 100" in text
     report = json.loads((out / "bench.json").read_text())
-    assert set(report["methods"]) == {"a", "b", "d"}
-    assert "skipped" in report["methods"]["d"] and report["platform"]["pymc"] == "not installed"
-    _check_throughput(report, ("a", "b"))
+    assert set(report["methods"]) == {"engine", "numpyro_loop", "pymc"}
+    assert "skipped" in report["methods"]["pymc"]
+    assert report["platform"]["pymc"] == "not installed"
+    _check_throughput(report, ("engine", "numpyro_loop"))
     assert report["settings"]["rounds"] == 1
-    assert set(report["ratios"]) == {"a/b"}
-    assert report["targets"]["a/d"]["met"] is None
-    assert report["targets"]["a/b"]["met"] in (True, False)
+    assert set(report["ratios"]) == {"engine/numpyro_loop"}
+    assert report["targets"]["engine/pymc"]["met"] is None
+    assert report["targets"]["engine/numpyro_loop"]["met"] in (True, False)
     assert report["scaling"] is None and report["memory"] is None
     assert (out / "bench.md").read_text().startswith("Normal-normal hierarchical model")
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
 
 
 @pytest.mark.slow
-def test_engine_on_all_processes_fits_the_same_data_sets(tmp_path, capsys):
-    """(a2) next to (a) on two processes: every data set fitted once, each fit (a)'s own (the same
-    key and data), and a row in the table and in bench.md. Slow (about 90 s: three processes
-    compile afresh), so in ``make test-slow``; ``make bench`` runs (a2) and prints the same
-    check of its fits against (a)'s."""
+def test_engine_on_all_processes_fits_the_same_data_sets(tmp_path):
+    """engine_processes next to engine on two processes: every data set fitted once, each fit
+    engine's own (the same key and data), and a row in the table and in bench.md. Slow (about
+    90 s: three processes compile afresh), so in ``make test-slow``; ``make bench`` runs
+    engine_processes and prints the same check of its fits against engine's."""
     out = tmp_path / "out"
-    bench.main(["replicates=4", "baseline_replicates=4", "n_groups=8", "chains=2", "warmup=20",
-                "draws=20", "sections=a,a2", "processes=2", f"out={out}"])
-    text = capsys.readouterr().out
-    assert "(a2) hierbench engine.fit, 2 processes" in text
-    assert "a2 vs a: max |diff| of mu means on data sets 0..3: " in text
-    assert "(a2)/(b) >= 100 (sampling fits/s, (a2) on 2 processes): n/a" in text
+    text = _bench("replicates=4", "baseline_replicates=4", "n_groups=8", "chains=2", "warmup=20",
+                  "draws=20", "methods=[engine,engine_processes]", "processes=2",
+                  f"out={out}").stdout
+    assert "engine_processes: hierbench engine.fit, 2 processes" in text
+    assert "engine_processes vs engine: max |diff| of mu means on data sets 0..3: " in text
+    assert ("engine_processes/numpyro_loop >= 100 (sampling fits/s, engine_processes on 2 "
+            "processes): n/a") in text
     report = json.loads((out / "bench.json").read_text())
-    _check_throughput(report, ("a", "a2"))
-    a, a2 = report["methods"]["a"], report["methods"]["a2"]
+    _check_throughput(report, ("engine", "engine_processes"))
+    a, a2 = report["methods"]["engine"], report["methods"]["engine_processes"]
     assert a2["data_sets"] == 4 == len(a2["mu_means"]) == len(a2["min_ess"])
     assert a2["processes"] == 2 and a2["shares"] == [[0, 2], [2, 4]]
     assert [p["data_sets"] for p in a2["per_process"]] == [2, 2]
@@ -106,8 +131,9 @@ def test_engine_on_all_processes_fits_the_same_data_sets(tmp_path, capsys):
     assert a["summary_data_sets"] == [0, 1, 2, 3]
     assert a2["mu_means"] == pytest.approx([s["mu"]["mean"][0] for s in a["summaries"]],
                                            rel=0, abs=1e-6)
-    assert report["a2_vs_a"]["max_abs_diff_mu_mean"] <= 1e-6
-    assert "| (a2) hierbench engine.fit, 2 processes | 4 |" in (out / "bench.md").read_text()
+    assert report["engine_processes_vs_engine"]["max_abs_diff_mu_mean"] <= 1e-6
+    assert ("| engine_processes: hierbench engine.fit, 2 processes | 4 |"
+            in (out / "bench.md").read_text())
 
 
 def test_shares_are_contiguous_and_even():
@@ -121,27 +147,32 @@ def test_shares_are_contiguous_and_even():
 
 def test_rounds_interleave_the_methods_and_split_the_baseline_data_sets():
     """Two rounds: the methods forward then backward (a steady drift weighs on each alike), each
-    round's baselines on their own half of the baseline data sets; scaling once, at the end."""
-    opts = bench.parse(["baseline_replicates=5", "rounds=2", "sections=a,a2,b,d,scaling"])
-    steps = [(k, section, task.get("baseline_share")) for k, section, task in bench.plan(opts)]
-    assert steps == [(0, "a", [0, 2]), (0, "a2", [0, 2]), (0, "b", [0, 2]), (0, "d", [0, 2]),
-                     (1, "d", [2, 5]), (1, "b", [2, 5]), (1, "a2", [2, 5]), (1, "a", [2, 5]),
+    round's peers on their own half of the baseline data sets; scaling once, at the end."""
+    opts = _options("baseline_replicates=5", "rounds=2",
+                    "methods=[scaling,pymc,engine,engine_processes,numpyro_loop]")
+    steps = [(k, name, task.get("baseline_share")) for k, name, task in bench.plan(opts)]
+    assert steps == [(0, "engine", [0, 2]), (0, "engine_processes", [0, 2]),
+                     (0, "numpyro_loop", [0, 2]), (0, "pymc", [0, 2]),
+                     (1, "pymc", [2, 5]), (1, "numpyro_loop", [2, 5]),
+                     (1, "engine_processes", [2, 5]), (1, "engine", [2, 5]),
                      (0, "scaling", None)]
-    # auto: two rounds where a baseline runs on 2 or more data sets, else one
-    assert bench.parse(["baseline_replicates=2"])["rounds"] == 2
-    assert bench.parse(["baseline_replicates=1"])["rounds"] == 1
-    assert bench.parse(["sections=a,a2,scaling"])["rounds"] == 1
-    with pytest.raises(SystemExit, match=r"^rounds=3 is more than baseline_replicates=2: "):
-        bench.parse(["baseline_replicates=2", "rounds=3"])
-    with pytest.raises(SystemExit, match=r"^rounds=2 needs one of \(b\), \(c\), \(d\) in "
-                       r"sections \(sections=a,memory\)"):
-        bench.parse(["rounds=2", "sections=a,memory"])
+    # auto: two rounds where a peer runs on 2 or more data sets, else one
+    assert _options("baseline_replicates=2")["rounds"] == 2
+    assert _options("baseline_replicates=1")["rounds"] == 1
+    assert _options("methods=[engine,engine_processes,scaling]")["rounds"] == 1
+    with pytest.raises(ConfigError, match=r"^rounds=3 is not allowed: at most "
+                       r"baseline_replicates=2: "):
+        _options("baseline_replicates=2", "rounds=3")
+    with pytest.raises(ConfigError, match=r"^rounds=2 is not allowed: 1 where "
+                       r"methods=\[engine,memory\] has none of numpyro_loop, numpyro_reused, pymc"):
+        _options("rounds=2", "methods=[engine,memory]")
 
 
 def test_rounds_merge_into_one_row_per_method():
     """The engine fits the same data sets each round: its time is summed over rounds x data sets,
-    its summaries are round 1's; a baseline's fits are concatenated; (b)'s compile (in every fit)
-    is summed, another method's one-off compile averaged; the ratio of each round is reported."""
+    its summaries are round 1's; a peer's fits are concatenated; numpyro_loop's compile (in every
+    fit) is summed, another method's one-off compile averaged; the ratio of each round is
+    reported."""
     a = [_fake_method(0.2, 10.0, from_draws=False, n=4), _fake_method(0.3, 12.0, from_draws=False,
                                                                       n=4)]
     b = [_fake_method(20.0, 3.0, compile_in_fit=True, n=1), _fake_method(30.0, 5.0,
@@ -150,40 +181,46 @@ def test_rounds_merge_into_one_row_per_method():
     b[1]["divergent_fits"] = 1
     d = [_fake_method(4.0, 20.0, n=1), _fake_method(6.0, 30.0, n=2)]
     d[1]["summary_data_sets"] = [1, 2]
-    merged = {m: bench.merge_rounds(m, parts) for m, parts in (("a", a), ("b", b), ("d", d))}
-    assert merged["a"]["data_sets"] == 8 and merged["a"]["rounds"] == 2
-    assert merged["a"]["s_per_fit"] == pytest.approx((0.2 * 4 + 0.3 * 4) / 8)
-    assert merged["a"]["compile_s"] == pytest.approx(11.0)
-    assert merged["a"]["summary_data_sets"] == [0, 1, 2, 3] and len(merged["a"]["min_ess"]) == 4
-    assert merged["b"]["data_sets"] == 3 and merged["b"]["summary_data_sets"] == [0, 1, 2]
-    assert merged["b"]["compile_s"] == 8.0 and merged["b"]["divergent_fits"] == 1
-    # (b)'s s/fit: its sampling and compile over its 3 fits
-    assert merged["b"]["s_per_fit"] == pytest.approx((20.0 * 1 + 30.0 * 2 + 8.0) / 3)
-    assert merged["d"]["compile_s"] == 25.0
-    assert merged["d"]["s_per_fit"] == pytest.approx((4.0 + 12.0) / 3)
-    assert len(merged["d"]["summaries"]) == 3 and len(merged["d"]["min_ess"]) == 3
-    report = bench.build_report(bench.parse(["baseline_replicates=3", "replicates=4",
-                                             "sections=a,b,d"]), merged, elapsed=1.0)
-    assert report["ratios"]["a/d"]["rounds"] == pytest.approx([4.0 / 0.2, 6.0 / 0.3])
-    assert report["ratios"]["a/b"]["rounds"] == pytest.approx([20.0 / 0.2, 30.0 / 0.3])
-    assert report["ratios"]["a/d"]["sampling"] == pytest.approx(
-        merged["d"]["s_per_fit"] / merged["a"]["s_per_fit"])
-    assert report["agreement"]["a/d"]["data_sets"] == [0, 1, 2]
-    assert "round by round 20, 20" in bench.render(report)
+    merged = {m: bench.merge_rounds(m, parts)
+              for m, parts in (("engine", a), ("numpyro_loop", b), ("pymc", d))}
+    assert merged["engine"]["data_sets"] == 8 and merged["engine"]["rounds"] == 2
+    assert merged["engine"]["s_per_fit"] == pytest.approx((0.2 * 4 + 0.3 * 4) / 8)
+    assert merged["engine"]["compile_s"] == pytest.approx(11.0)
+    assert merged["engine"]["summary_data_sets"] == [0, 1, 2, 3]
+    assert len(merged["engine"]["min_ess"]) == 4
+    assert merged["numpyro_loop"]["data_sets"] == 3
+    assert merged["numpyro_loop"]["summary_data_sets"] == [0, 1, 2]
+    assert merged["numpyro_loop"]["compile_s"] == 8.0
+    assert merged["numpyro_loop"]["divergent_fits"] == 1
+    # numpyro_loop's s/fit: its sampling and compile over its 3 fits
+    assert merged["numpyro_loop"]["s_per_fit"] == pytest.approx((20.0 * 1 + 30.0 * 2 + 8.0) / 3)
+    assert merged["pymc"]["compile_s"] == 25.0
+    assert merged["pymc"]["s_per_fit"] == pytest.approx((4.0 + 12.0) / 3)
+    assert len(merged["pymc"]["summaries"]) == 3 and len(merged["pymc"]["min_ess"]) == 3
+    report = bench_report.build_report(
+        _options("baseline_replicates=3", "replicates=4", "methods=[engine,numpyro_loop,pymc]"),
+        merged, elapsed=1.0)
+    assert report["ratios"]["engine/pymc"]["rounds"] == pytest.approx([4.0 / 0.2, 6.0 / 0.3])
+    assert report["ratios"]["engine/numpyro_loop"]["rounds"] == pytest.approx(
+        [20.0 / 0.2, 30.0 / 0.3])
+    assert report["ratios"]["engine/pymc"]["sampling"] == pytest.approx(
+        merged["pymc"]["s_per_fit"] / merged["engine"]["s_per_fit"])
+    assert report["agreement"]["engine/pymc"]["data_sets"] == [0, 1, 2]
+    assert "round by round 20, 20" in bench_report.render(report)
     # a failed or skipped round: the method's row says so
-    assert bench.merge_rounds("d", [d[0], {"skipped": "no PyMC"}]) == {"skipped": "no PyMC"}
-    assert bench.merge_rounds("b", [{"error": "E: x"}, b[1]]) == {"error": "E: x"}
+    assert bench.merge_rounds("pymc", [d[0], {"skipped": "no PyMC"}]) == {"skipped": "no PyMC"}
+    assert bench.merge_rounds("numpyro_loop", [{"error": "E: x"}, b[1]]) == {"error": "E: x"}
 
 
-def test_one_process_skips_a2(monkeypatch):
+def test_one_process_skips_engine_processes(monkeypatch):
     monkeypatch.setattr(bench.subprocess, "Popen", lambda *a, **k: pytest.fail("a child ran"))
     for words in (["processes=1"], ["processes=4", "replicates=1", "baseline_replicates=1"]):
-        assert "skipped" in bench.run_processes(bench.parse(words))
+        assert "skipped" in bench.run_processes(_options(*words))
 
 
-def test_a2_failed_child_is_reported_and_the_others_stopped(monkeypatch, capsys):
-    """One (a2) child fails: its error line is the result, as for any section, and its sibling (which
-    would wait at the barrier for it) is stopped rather than waited for."""
+def test_engine_processes_failed_child_is_reported_and_the_others_stopped(monkeypatch, capsys):
+    """One engine_processes child fails: its error line is the result, as for any method, and its
+    sibling (which would wait at the barrier for it) is stopped rather than waited for."""
     command = bench._child_command
 
     def failing(task, result_path):
@@ -194,39 +231,41 @@ def test_a2_failed_child_is_reported_and_the_others_stopped(monkeypatch, capsys)
 
     monkeypatch.setattr(bench, "_child_command", failing)
     started = time.perf_counter()
-    result = bench.run_processes(bench.parse(["replicates=4", "baseline_replicates=1", "processes=2"]))
+    result = bench.run_processes(_options("replicates=4", "baseline_replicates=1", "processes=2"))
     assert result == {"error": "ValueError: boom"}
     assert time.perf_counter() - started < 60  # not the barrier's 15 minutes
-    assert "a2 (process 2 of 2, data sets 2..3) failed (exit 1): ValueError: boom" in (
-        capsys.readouterr().err)
+    assert ("engine_processes (process 2 of 2, data sets 2..3) failed (exit 1): ValueError: boom"
+            in capsys.readouterr().err)
 
 
 @pytest.mark.slow
-def test_every_section_end_to_end(tmp_path, without_pymc, capsys):
-    """All sections at a tiny size (several minutes: 14 processes, each compiling afresh). Two
-    data sets for (b)-(d), so two rounds (auto): (a) and (a2) twice on both data sets, (b)-(d)
-    on one data set a round; then scaling and memory, once."""
+def test_every_section_end_to_end(tmp_path, without_pymc):
+    """Every method and section at a tiny size (several minutes: 14 processes, each compiling
+    afresh). Two data sets for the peers, so two rounds (auto): engine and engine_processes twice
+    on both data sets, the peers on one data set a round; then scaling and memory, once."""
     out = tmp_path / "out"
-    bench.main([*TINY, "baseline_replicates=2", "scaling=4,6", "scaling_replicates=2",
-                "memory_groups=5", f"out={out}"])
-    captured = capsys.readouterr()
-    assert "[bench] round 2 of 2: (b) NumPyro, new MCMC per data set ..." in captured.err
-    assert "[bench] scaling ..." in captured.err  # once, after the rounds
-    text = captured.out
+    done = _bench(*TINY, "baseline_replicates=2", "scaling=[4,6]", "scaling_replicates=2",
+                  "memory_groups=5", f"out={out}")
+    assert ("[bench] round 2 of 2: numpyro_loop: NumPyro, new MCMC per data set ..."
+            in done.stderr)
+    assert "[bench] scaling ..." in done.stderr  # once, after the rounds
+    text = done.stdout
     for header in HEADERS:
         assert header in text
     assert "group size, J=4" in text and "peak RSS" in text
     report = json.loads((out / "bench.json").read_text())
-    _check_throughput(report, ("a", "a2", "b", "c"))
+    _check_throughput(report, ("engine", "engine_processes", "numpyro_loop", "numpyro_reused"))
     assert report["settings"]["rounds"] == 2
-    a, b = report["methods"]["a"], report["methods"]["b"]
+    a, b = report["methods"]["engine"], report["methods"]["numpyro_loop"]
     assert a["data_sets"] == 4 and a["summary_data_sets"] == [0, 1] and len(a["min_ess"]) == 2
     assert b["data_sets"] == 2 and b["summary_data_sets"] == [0, 1]
-    assert all(len(report["ratios"][k]["rounds"]) == 2 for k in ("a/b", "a/c"))
-    # (a) against (b) on both data sets: 4 theta, mu, tau, sigma each
-    assert report["agreement"]["a/b"]["comparisons"] == 2 * (4 + 3)
-    assert set(report["ratios"]) == {"a/b", "a/c", "a2/b", "a2/c"}
-    assert report["a2_vs_a"]["max_abs_diff_mu_mean"] <= 1e-6
+    assert all(len(report["ratios"][k]["rounds"]) == 2
+               for k in ("engine/numpyro_loop", "engine/numpyro_reused"))
+    # engine against numpyro_loop on both data sets: 4 theta, mu, tau, sigma each
+    assert report["agreement"]["engine/numpyro_loop"]["comparisons"] == 2 * (4 + 3)
+    assert set(report["ratios"]) == {f"{e}/{m}" for e in ("engine", "engine_processes")
+                                     for m in ("numpyro_loop", "numpyro_reused")}
+    assert report["engine_processes_vs_engine"]["max_abs_diff_mu_mean"] <= 1e-6
     assert [r["n_groups"] for r in report["scaling"]["rows"]] == [4, 6]
     assert all(_positive(r["s_per_fit"]) for r in report["scaling"]["rows"])
     assert _positive(report["scaling"]["group_size"]["ratio"])
@@ -235,27 +274,84 @@ def test_every_section_end_to_end(tmp_path, without_pymc, capsys):
     assert _positive(memory["peak_rss_mb"]) and memory["n_latent"] == 5 + 3
 
 
-def test_bad_word_is_a_one_line_error_and_nothing_runs(tmp_path, monkeypatch):
-    monkeypatch.setattr(bench, "run_child", lambda *a: pytest.fail("a section ran"))
+BAD = {  # a bad word: what its one-line error names (the key and value, then what is allowed)
+    "bogus=1": "bogus='1' is not allowed: bogus is not a key of the bench config",
+    "+bogus=1": "bogus=1 is not allowed: not a key of the bench config; its keys are replicates, "
+                "baseline_replicates, rounds",
+    "replicates=0": "replicates=0 is not allowed: a positive integer",
+    "draws=many": "draws='many' is not allowed: a positive integer",
+    "methods=[engine,x]": "methods='x' is not allowed: one of engine, engine_processes, "
+                          "numpyro_loop, numpyro_reused, pymc, scaling, memory",
+    "methods=[]": "methods=[] is not allowed: a list of one or more of engine",
+    "scaling=8,": "'scaling=8,' is not allowed: a key=value word",
+    "scaling=8,50": "scaling='8,50' is not allowed: one value: a list is written in brackets, "
+                    "scaling=[8,50]",
+    "scaling=[8,0]": "scaling=0 is not allowed: a list of positive integers",
+    "warmup": "'warmup' is not allowed: a key=value word",
+    "memory_replicates=some": "memory_replicates='some' is not allowed: chunk or a positive "
+                              "integer",
+    "memory_budget_gb=0": "memory_budget_gb=0 is not allowed: a number > 0",
+    "rounds=0": "rounds=0 is not allowed: auto or a positive integer",
+    "processes=0": "processes=0 is not allowed: a positive integer, or null for the CPU count",
+    "processes=-2": "processes=-2 is not allowed: a positive integer, or null for the CPU count",
+    "out=/proc/hierbench": "out='/proc/hierbench' is not allowed: a folder where files can be "
+                           "written",
+}
+
+
+def test_bad_word_is_a_one_line_error_and_nothing_runs(tmp_path, monkeypatch, capsys):
+    """Every setting checked before anything runs: in ``check``, before Hydra starts (so that not
+    even Hydra's folder is written), one line naming the key, the value and what is allowed."""
+    monkeypatch.setattr(bench, "run_child", lambda *a: pytest.fail("a method ran"))
+    monkeypatch.setattr(bench, "run_processes", lambda *a: pytest.fail("a method ran"))
     out = tmp_path / "out"
-    for word in ("bogus=1", "replicates=0", "draws=many", "sections=a,x", "scaling=8,", "warmup",
-                 "memory_replicates=some", "processes=0", "processes=-2"):
+    words = {**BAD, "replicates=2 baseline_replicates=5":
+             "baseline_replicates=5 is not allowed: at most replicates=2: numpyro_loop, "
+             "numpyro_reused, pymc fit the first baseline_replicates of the engine's data sets"}
+    for word, named in words.items():
+        monkeypatch.setattr(sys, "argv", ["runs/bench/__main__.py", f"out={out}", *word.split()])
         with pytest.raises(SystemExit) as error:
-            bench.main([f"out={out}", word])
+            bench.cli()
         message = str(error.value.code)
-        assert "\n" not in message and repr(word) in message
-        assert "allowed:" in message and "baseline_replicates=<positive integer>" in message
-        assert "processes=<positive integer>" in message
-    with pytest.raises(SystemExit, match="baseline_replicates=5 is more than replicates=2"):
-        bench.main(["replicates=2", "baseline_replicates=5", f"out={out}"])
+        assert "\n" not in message and message.startswith(f"error: {named}"), (word, message)
+    assert not out.exists() and not capsys.readouterr().out
+    # the command line itself: one line on stderr, exit status 1, nothing written
+    done = _cli("replicates=0", f"out={out}")
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr == "error: replicates=0 is not allowed: a positive integer\n"
     assert not out.exists()
 
 
-def test_pymc_missing_skips_method_d(monkeypatch):
-    monkeypatch.setitem(__import__("sys").modules, "pymc", None)  # import pymc raises ImportError
-    monkeypatch.setenv("PYTENSOR_FLAGS", "")
-    result = bench.fit_pymc(dict(bench.parse(TINY), section="d"))
-    assert result["skipped"].startswith("PyMC is not installed")
+def test_help_lists_every_setting():
+    done = _cli("--help")
+    assert done.returncode == 0 and "python -m runs.bench [key=value ...]" in done.stdout
+    for key in bench.KEYS:
+        assert f"\n{key}:" in done.stdout, key
+    assert "powered by Hydra" not in done.stdout
+
+
+def test_settings_default_and_resolved():
+    """conf/bench.yaml's defaults; processes null: the CPU count; methods in the order they run,
+    whatever the order given."""
+    opts = _options()
+    assert {k: opts[k] for k in ("replicates", "baseline_replicates", "rounds", "n_groups",
+                                 "chains", "warmup", "draws", "scaling", "scaling_replicates",
+                                 "memory_groups", "memory_replicates", "memory_budget_gb",
+                                 "pymc_cores", "out")} == dict(
+        replicates=100, baseline_replicates=10, rounds=2, n_groups=8, chains=4, warmup=500,
+        draws=1000, scaling=[8, 50, 200, 1000], scaling_replicates=2, memory_groups=1000,
+        memory_replicates="chunk", memory_budget_gb=2.0, pymc_cores=1, out="results/bench")
+    assert opts["processes"] == (os.cpu_count() or 1)
+    assert opts["methods"] == ["engine", "engine_processes", "numpyro_loop", "numpyro_reused",
+                               "pymc", "scaling", "memory"]
+    assert _options("methods=[memory,pymc,engine]", "processes=3")["methods"] == [
+        "engine", "pymc", "memory"]
+    assert _options("processes=3")["processes"] == 3
+
+
+def test_pymc_missing_skips_its_row(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pymc", None)  # import pymc raises ImportError
+    assert pymc_method.missing().startswith("PyMC is not installed")
 
 
 def _fake_method(s_per_fit, compile_s, compile_in_fit=False, from_draws=True, n=2):
@@ -271,15 +367,15 @@ def _fake_method(s_per_fit, compile_s, compile_in_fit=False, from_draws=True, n=
 
 def test_report_of_every_section_from_child_results():
     """The report's arithmetic and text, from results as the children return them (no fitting)."""
-    opts = bench.parse(["n_groups=4", "processes=2"])
+    opts = _options("n_groups=4", "processes=2")
     results = {
-        "a": _fake_method(0.2, 15.0, from_draws=False),  # the engine returns no draws
-        "a2": {**_fake_method(0.1, 20.0, from_draws=False), "summaries": [],
-               "summary_data_sets": [], "processes": 2, "mu_means": [0.1] * 100,
-               "notes": ["2 processes at once"]},
-        "b": _fake_method(20.0, 15.0, compile_in_fit=True),
-        "c": _fake_method(10.0, 1.0),
-        "d": {**_fake_method(4.0, 12.0), "pymc_version": "5.0"},
+        "engine": _fake_method(0.2, 15.0, from_draws=False),  # the engine returns no draws
+        "engine_processes": {**_fake_method(0.1, 20.0, from_draws=False), "summaries": [],
+                             "summary_data_sets": [], "processes": 2, "mu_means": [0.1] * 100,
+                             "notes": ["2 processes at once"]},
+        "numpyro_loop": _fake_method(20.0, 15.0, compile_in_fit=True),
+        "numpyro_reused": _fake_method(10.0, 1.0),
+        "pymc": {**_fake_method(4.0, 12.0), "pymc_version": "5.0"},
         "scaling": {"rows": [{"n_groups": j, "replicates": 4, "compile_s": 15.0, "sampling_s": 1.0,
                               "s_per_fit": 0.25, "leapfrog_per_fit": 7e4, "min_ess_median": 900.0}
                              for j in (8, 50)],
@@ -292,29 +388,37 @@ def test_report_of_every_section_from_child_results():
                    "compile_s": 30.0, "sampling_s": 90.0, "s_per_fit": 6.0, "leapfrog_per_fit": 1e5,
                    "min_ess_median": 800.0, "peak_rss_mb": 2500.0},
     }
-    report = bench.build_report(opts, results, elapsed=100.0)
-    assert report["ratios"]["a/b"]["sampling"] == pytest.approx(100.0)
-    assert report["ratios"]["a/d"]["sampling"] == pytest.approx(20.0)
-    assert report["targets"]["a/b"]["met"] and not report["targets"]["a/d"]["met"]
-    assert report["ratios"]["a2/b"]["sampling"] == pytest.approx(200.0)
-    assert report["targets"]["a2/d"]["value"] == pytest.approx(40.0)
-    assert set(report["agreement"]) == {"a/b", "a/c", "a/d"}
-    assert report["a2_vs_a"] == {"data_sets": [0, 1], "max_abs_diff_mu_mean": 0.0}
+    report = bench_report.build_report(opts, results, elapsed=100.0)
+    assert report["ratios"]["engine/numpyro_loop"]["sampling"] == pytest.approx(100.0)
+    assert report["ratios"]["engine/pymc"]["sampling"] == pytest.approx(20.0)
+    assert report["targets"]["engine/numpyro_loop"]["met"]
+    assert not report["targets"]["engine/pymc"]["met"]
+    assert report["ratios"]["engine_processes/numpyro_loop"]["sampling"] == pytest.approx(200.0)
+    assert report["targets"]["engine_processes/pymc"]["value"] == pytest.approx(40.0)
+    assert set(report["agreement"]) == {"engine/numpyro_loop", "engine/numpyro_reused",
+                                        "engine/pymc"}
+    assert report["engine_processes_vs_engine"] == {"data_sets": [0, 1],
+                                                    "max_abs_diff_mu_mean": 0.0}
     # with compile: the cost of `replicates` data sets, each one-off compile included once
-    assert report["ratios"]["a/c"]["with_compile"] == pytest.approx(
+    assert report["ratios"]["engine/numpyro_reused"]["with_compile"] == pytest.approx(
         (100 / (15 + 100 * 0.2)) / (100 / (1 + 100 * 10.0)))
     assert all(a["passed"] and a["max_abs_z"] == 0 == a["max_abs_z_sd"]
                for a in report["agreement"].values())
-    text = bench.render(report)
+    text = bench_report.render(report)
     for header in HEADERS:
         assert header in text
     assert "-> NOT met" in text and "ratio 1.20 -> PASS" in text
-    assert "(a)/(b) >= 100 (sampling fits/s, (a) on one process): 100 -> met" in text
-    assert "(a2)/(b) >= 100 (sampling fits/s, (a2) on 2 processes): 200 -> met" in text
-    assert "(a2)/(d) >= 50 (sampling fits/s, (a2) on 2 processes): 40 -> NOT met" in text
-    assert "(a2)/(c): 100 without compile" in text and "a2 vs a: max |diff|" in text
+    assert ("engine/numpyro_loop >= 100 (sampling fits/s, engine on one process): 100 -> met"
+            in text)
+    assert ("engine_processes/numpyro_loop >= 100 (sampling fits/s, engine_processes on 2 "
+            "processes): 200 -> met") in text
+    assert ("engine_processes/pymc >= 50 (sampling fits/s, engine_processes on 2 processes): 40 "
+            "-> NOT met") in text
+    assert "engine_processes/numpyro_reused: 100 without compile" in text
+    assert "engine_processes vs engine: max |diff|" in text
     assert "peak RSS 2500 MB -> PASS" in text and "chunk of 15 data sets" in text
-    md = bench.markdown(report)
-    assert "| (a) hierbench engine.fit | 2 |" in md and "| 50 | 4 |" in md
-    assert "| (a2) hierbench engine.fit, 2 processes | 2 |" in md and "- (a2): 2 processes" in md
-    json.dumps(bench._json_safe(report), allow_nan=False)
+    md = bench_report.markdown(report)
+    assert "| engine: hierbench engine.fit | 2 |" in md and "| 50 | 4 |" in md
+    assert "| engine_processes: hierbench engine.fit, 2 processes | 2 |" in md
+    assert "- engine_processes: 2 processes" in md
+    json.dumps(common.json_safe(report), allow_nan=False)

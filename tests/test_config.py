@@ -164,7 +164,7 @@ def test_known_and_added_keys_pass():
     config.check_keys(["--config-name=other", "bogus=1"], "study")  # another config: Hydra's
 
 
-@pytest.mark.parametrize("app", ["study", "fit", "paper"])
+@pytest.mark.parametrize("app", ["study", "fit", "paper", "bench"])
 def test_unknown_key_stops_each_app_with_one_line(tmp_path, app):
     root = Path(__file__).resolve().parent.parent
     done = subprocess.run([sys.executable, "-m", f"runs.{app}", "bogus=1"], cwd=tmp_path,

@@ -21,11 +21,11 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-ENTRY_POINTS = ["runs.study", "runs.fit", "runs.paper", "runs.sbc", "runs.replay",
+ENTRY_POINTS = ["runs.study", "runs.fit", "runs.paper", "runs.sbc", "runs.replay", "runs.bench",
                 "analysis.figures", "analysis.report", "analysis.sbc", "analysis.paper.gelman2006",
                 "analysis.paper.efron_morris", "analysis.paper.bda3_eight_schools",
                 "analysis.paper.funnel", "analysis.paper.rat_tumors"]
-NOT_DRY_RUN = {"pytest", "runs.bench"}  # a test runner; the benchmark's own parser takes no --help
+NOT_DRY_RUN = {"pytest"}  # a test runner
 
 
 def shown_commands() -> list[tuple[str, str]]:
@@ -40,8 +40,14 @@ def shown_commands() -> list[tuple[str, str]]:
     return found
 
 
+def entry_file(module: str) -> Path:
+    """The file ``python -m <module>`` runs: the module's, or a package's ``__main__.py``."""
+    path = ROOT / module.replace(".", "/")
+    return path / "__main__.py" if path.is_dir() else path.with_suffix(".py")
+
+
 def is_hydra_app(module: str) -> bool:
-    source = (ROOT / (module.replace(".", "/") + ".py")).read_text()
+    source = entry_file(module).read_text()
     return any(mark in source for mark in ("@hydra.main", "cli.app(", "app.start("))
 
 
@@ -60,14 +66,14 @@ def run_module(words: list[str], monkeypatch, capsys) -> str:
     It must end normally: an exit with a message or a non-zero code fails."""
     from hydra.core.global_hydra import GlobalHydra
 
-    source = (ROOT / (words[0].replace(".", "/") + ".py")).read_text()
-    if 'config_path="../conf"' in source and "--help" in words:
+    path = entry_file(words[0])
+    if 'config_path="../conf"' in path.read_text() and "--help" in words:
         # Hydra's main finds a config path relative to the module only when it runs as a script
         return run([sys.executable, "-m", *words]).stdout
-    module = importlib.import_module(words[0])
+    module = importlib.import_module(".".join(path.relative_to(ROOT).with_suffix("").parts))
     entry = getattr(module, "cli", None)
     entry = entry if callable(entry) else module.main  # analysis apps: main; cli is a module
-    monkeypatch.setattr(sys, "argv", [f"{words[0].replace('.', '/')}.py", *words[1:]])
+    monkeypatch.setattr(sys, "argv", [str(path.relative_to(ROOT)), *words[1:]])
     GlobalHydra.instance().clear()
     capsys.readouterr()
     try:
