@@ -179,10 +179,12 @@ def fit(
     static, dynamic = _split_hyper(hyper)
     parameterization = resolve(spec, parameterization, _first(data), static, dynamic)
     latent = _latent_shapes(spec, static, parameterization, _first(data), dynamic)
-    n_latent = sum(int(np.prod(shape)) for _, shape in latent)
-    chunk = int(max(1, min(n_rep, memory_budget_bytes // bytes_per_replicate(n_latent, inference))))
-    chunk = max(1, min(chunk, BATCH if max_batch is None else max_batch))
+    n_latent = draws_width(latent, parameterization, _first(data))
     n_devices = max(1, min(devices, len(jax.local_devices()), n_rep))
+    # the devices' chunks are in memory at once: each gets its share of the budget
+    budget = memory_budget_bytes / n_devices
+    chunk = int(max(1, min(n_rep, budget // bytes_per_replicate(n_latent, inference))))
+    chunk = max(1, min(chunk, BATCH if max_batch is None else max_batch))
     chunk = min(chunk, -(-n_rep // n_devices))  # at least one chunk per device
     statics = dict(
         spec=spec, static=static, parameterization=parameterization, inference=inference,
@@ -548,6 +550,16 @@ def _latent_shapes(spec, static, parameterization, example, dynamic):
             (name, tuple(np.shape(v))) for name, v in sorted(info.param_info.z.items())
         )
     return _LATENT_CACHE[cache_key]
+
+
+def draws_width(latent, parameterization: str, example: dict) -> int:
+    """Values per draw that the program holds: the sampled coordinates, and where theta is
+    collapsed its exact draws and conditional means too (one per group: the size of the
+    largest data array of a data set)."""
+    width = sum(int(np.prod(shape)) for _, shape in latent)
+    if parameterization in ("collapsed", "collapsed_theta"):
+        width += max(int(np.size(v)) for v in example.values())
+    return width
 
 
 def bytes_per_replicate(n_latent: int, inference: Inference) -> int:

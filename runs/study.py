@@ -23,6 +23,7 @@ submitit): the launcher carries the callback to the processes that run the jobs.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -33,7 +34,7 @@ import pyarrow.parquet as pq
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from runs import config, job, verify
+from runs import config, job, threads, verify
 
 log = logging.getLogger(__name__)
 
@@ -273,6 +274,7 @@ class Preflight(Callback):
             # nothing to compute: end here rather than start a worker per job only to skip it
             log.info("preflight: every job of the sweep is done; nothing to run")
             sys.exit(0)
+        share_cores(config, n - self.plan.done_before)
 
     def on_job_end(self, config: DictConfig, job_return, **kwargs) -> None:
         if self.plan is not None:
@@ -290,6 +292,30 @@ class Preflight(Callback):
                 f"error: {len(missing)} of {len(self.plan.paths)} jobs wrote no result file "
                 f"({names}; the lines above say why): the same command runs them again"
             )
+
+
+JOBLIB_LAUNCHER = "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"
+
+
+def share_cores(cfg: DictConfig, to_run: int) -> None:
+    """Every core busy, however many jobs there are: with the joblib launcher, no more worker
+    processes than jobs to run (one job runs in this process, with no worker to start), and each
+    job splits its data sets over the cores its share of the machine holds
+    (``HIERBENCH_DEVICES``, read by ``runs.job``; the workers inherit it)."""
+    from omegaconf import open_dict, read_write
+
+    if cfg.hydra.launcher.get("_target_") != JOBLIB_LAUNCHER:
+        return
+    cores = threads.usable_cpus()
+    n_jobs = int(cfg.hydra.launcher.n_jobs)
+    workers = cores if n_jobs == -1 else n_jobs if n_jobs > 0 else max(1, cores + 1 + n_jobs)
+    workers = max(1, min(workers, to_run))
+    with read_write(cfg.hydra), open_dict(cfg.hydra):
+        cfg.hydra.launcher.n_jobs = workers
+    os.environ[threads.DEVICES_ENV] = str(max(1, cores // workers))
+    log.info("preflight: %d worker process%s, each job on %s core%s", workers,
+             "es" if workers > 1 else "", os.environ[threads.DEVICES_ENV],
+             "s" if cores // workers > 1 else "")
 
 
 def _check_one(cfg: DictConfig) -> None:

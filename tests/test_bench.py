@@ -221,7 +221,7 @@ def test_one_process_skips_engine_processes(monkeypatch):
 def test_engine_processes_failed_child_is_reported_and_the_others_stopped(monkeypatch, capsys):
     """One engine_processes child fails: its error line is the result, as for any method, and its
     sibling (which would wait at the barrier for it) is stopped rather than waited for."""
-    command = bench._child_command
+    command = bench.common.child_command
 
     def failing(task, result_path):
         if task["process"] == 1:
@@ -229,7 +229,7 @@ def test_engine_processes_failed_child_is_reported_and_the_others_stopped(monkey
                     "raise ValueError('boom')"]
         return command(task, result_path)
 
-    monkeypatch.setattr(bench, "_child_command", failing)
+    monkeypatch.setattr(bench.common, "child_command", failing)
     started = time.perf_counter()
     result = bench.run_processes(_options("replicates=4", "baseline_replicates=1", "processes=2"))
     assert result == {"error": "ValueError: boom"}

@@ -37,9 +37,10 @@ def _modules(*names: str) -> dict:
     return {module.NAME: module for module in modules}
 
 
-METHODS = _modules("engine", "engine_processes", "numpyro_loop", "numpyro_reused", "pymc")
+METHODS = _modules("engine", "engine_processes", "nutpie", "nutpie_collapsed", "stan",
+                   "stan_collapsed", "numpyro_loop", "numpyro_reused", "pymc")
 """The report's rows, in the order a round runs them (and the next round reverses)."""
-SECTIONS = _modules("scaling", "memory")
+SECTIONS = _modules("cold", "scaling", "memory")
 """The engine alone, once, after the rounds."""
 ENGINES = tuple(name for name, m in METHODS.items() if m.ALL_DATA_SETS)
 BASELINES = tuple(name for name, m in METHODS.items() if not m.ALL_DATA_SETS)

@@ -33,17 +33,19 @@ from omegaconf import DictConfig, OmegaConf
 
 from analysis import files
 from runs import app, config
-from runs.bench import BASELINES, ENGINES, METHODS, SECTIONS, common, label, report
+from runs import threads
+from runs.bench import BASELINES, ENGINES, METHODS, SECTIONS, cold, common, label, report
 from runs.bench.engine_processes import n_processes
 from runs.checks import ConfigError, is_int, is_number, require
 
 NAMES = (*METHODS, *SECTIONS)
 """What ``methods`` may list, in the order they run."""
 POSITIVE = ("replicates", "baseline_replicates", "n_groups", "chains", "warmup", "draws",
-            "scaling_replicates", "memory_groups", "pymc_cores")
+            "scaling_replicates", "memory_groups", "pymc_cores", "cold_replicates")
 KEYS = ("replicates", "baseline_replicates", "rounds", "n_groups", "chains", "warmup", "draws",
         "methods", "scaling", "scaling_replicates", "memory_groups", "memory_replicates",
-        "memory_budget_gb", "pymc_cores", "processes", "out")
+        "memory_budget_gb", "pymc_cores", "processes", "engine_parameterization", "devices",
+        "cold_replicates", "cold_peers", "out")
 VALUE_FLAGS = ("--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn",
                "--config-dir", "-cd")
 """Hydra's flags whose value is the next word of the command line."""
@@ -60,7 +62,8 @@ def options(cfg: DictConfig) -> dict:
         require(key in KEYS, key, given[key],
                 f"not a key of the bench config; its keys are {', '.join(KEYS)}")
     for key in KEYS:
-        require(given.get(key) is not None or key == "processes", key, None, "a value is needed")
+        require(given.get(key) is not None or key in ("processes", "devices"), key, None,
+                "a value is needed")
     opts = dict(given)
     for key in POSITIVE:
         require(is_int(opts[key]) and opts[key] >= 1, key, opts[key], "a positive integer")
@@ -75,12 +78,22 @@ def options(cfg: DictConfig) -> dict:
             "processes", opts["processes"], "a positive integer, or null for the CPU count")
     if opts["processes"] is None:
         opts["processes"] = os.cpu_count() or 1
+    require(opts["devices"] is None or (is_int(opts["devices"]) and opts["devices"] >= 1),
+            "devices", opts["devices"], "a positive integer, or null for the CPU count")
+    if opts["devices"] is None:
+        opts["devices"] = threads.usable_cpus()
+    forms = ("auto", "collapsed", "noncentered", "centered")
+    require(opts["engine_parameterization"] in forms, "engine_parameterization",
+            opts["engine_parameterization"], f"one of {', '.join(forms)}")
     chosen = _listed(opts["methods"])
     require(len(chosen) > 0, "methods", opts["methods"], f"a list of one or more of "
             f"{', '.join(NAMES)}")
     for name in chosen:
         require(name in NAMES, "methods", name, f"one of {', '.join(NAMES)}")
     opts["methods"] = [name for name in NAMES if name in chosen]
+    opts["cold_peers"] = _listed(opts["cold_peers"])
+    for name in opts["cold_peers"]:
+        require(name in BASELINES, "cold_peers", name, f"one of {', '.join(BASELINES)}")
     opts["scaling"] = _listed(opts["scaling"])
     for j in opts["scaling"]:
         require(is_int(j) and j >= 1, "scaling", j, "a list of positive integers, e.g. [8,50]")
@@ -165,7 +178,8 @@ def run(opts: dict) -> None:
     started = time.perf_counter()
     parts = {}
     for _, name, task in plan(opts):
-        go = run_processes if name == "engine_processes" else functools.partial(run_child, name)
+        go = (run_processes if name == "engine_processes" else cold.run if name == "cold"
+              else functools.partial(run_child, name))
         parts.setdefault(name, []).append(go(task))
     results = {name: merge_rounds(name, parts[name]) if name in METHODS else parts[name][0]
                for name in opts["methods"]}
@@ -240,8 +254,8 @@ def run_child(name: str, opts: dict) -> dict:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="hierbench-bench-") as tmp:
         result_path = Path(tmp) / "result.json"
-        proc = subprocess.run(_child_command({**opts, "method": name}, result_path),
-                              capture_output=True, text=True, env=_child_env(tmp))
+        proc = subprocess.run(common.child_command({**opts, "method": name}, result_path),
+                              capture_output=True, text=True, env=common.child_env(tmp))
         if proc.returncode != 0 or not result_path.exists():
             return _child_failed(name, proc.returncode, proc.stderr)
         result = json.loads(result_path.read_text())
@@ -271,9 +285,9 @@ def run_processes(opts: dict) -> dict:
                 task = {**opts, "method": name, "share": list(share), "process": i,
                         "n_processes": k, "barrier": str(tmp / "barrier")}
                 with open(logs[i], "w") as log:  # a file, not a pipe: no child blocks on it
-                    procs.append(subprocess.Popen(_child_command(task, results[i]),
+                    procs.append(subprocess.Popen(common.child_command(task, results[i]),
                                                   stdout=subprocess.DEVNULL, stderr=log,
-                                                  env=_child_env(tmp / f"process-{i}")))
+                                                  env=common.child_env(tmp / f"process-{i}")))
             while True:
                 codes = [proc.poll() for proc in procs]
                 failed = [i for i, c in enumerate(codes) if c not in (None, 0)]
@@ -309,17 +323,6 @@ def run_processes(opts: dict) -> dict:
                   peak_rss_mb=sum(p["peak_rss_mb"] for p in parts),
                   **{key: parts[0][key] for key in ("devices", "platform", "compilation_cache")})
     return result
-
-
-def _child_command(task: dict, result_path) -> list:
-    return [sys.executable, "-m", "runs.bench.child", json.dumps(task), str(result_path)]
-
-
-def _child_env(folder) -> dict:
-    """A child's environment: this one, with PyTensor compiling into ``folder``/pytensor (a fresh
-    folder, removed with ``folder``), so that PyMC's compile is cold, as JAX's is."""
-    flags = [f"compiledir={Path(folder) / 'pytensor'}", os.environ.get("PYTENSOR_FLAGS")]
-    return {**os.environ, "PYTENSOR_FLAGS": ",".join(f for f in flags if f)}
 
 
 def _child_failed(name: str, returncode, stderr: str) -> dict:

@@ -56,13 +56,16 @@ def budget(task) -> float:
     return task["memory_budget_gb"] * 1e9
 
 
-def engine_fit(task, data, keys):
-    """(fit, wall seconds) of one engine.fit call on the reference model and settings."""
+def engine_fit(task, data, keys, devices=None):
+    """(fit, wall seconds) of one engine.fit call on the reference model and settings: in
+    ``engine_parameterization``, on ``devices`` CPU devices (default: the task's)."""
     from models import engine
 
     start = time.perf_counter()
-    fit = engine.fit("hierarchical", data, keys, HYPER, parameterization="noncentered",
-                     inference=inference(task), memory_budget_bytes=budget(task))
+    fit = engine.fit("hierarchical", data, keys, HYPER,
+                     parameterization=task["engine_parameterization"], inference=inference(task),
+                     memory_budget_bytes=budget(task),
+                     devices=task["devices"] if devices is None else devices)
     return fit, time.perf_counter() - start
 
 
@@ -160,6 +163,24 @@ def process_info() -> dict:
             "platform": jax.devices()[0].platform,
             "compilation_cache": jax.config.jax_compilation_cache_dir,
             "xla_pool_threads": threads.pool_threads()}
+
+
+def child_command(task: dict, result_path) -> list:
+    """The command of a child process running ``task`` (``runs.bench.child``)."""
+    import json
+
+    return [sys.executable, "-m", "runs.bench.child", json.dumps(task), str(result_path)]
+
+
+def child_env(folder) -> dict:
+    """A child's environment: this one, with PyTensor compiling into ``folder``/pytensor and
+    httpstan keeping its compiled models in ``folder``/cache (fresh folders, removed with
+    ``folder``), so that PyMC's, nutpie's and Stan's compiles are cold, as JAX's is."""
+    import os
+
+    flags = [f"compiledir={Path(folder) / 'pytensor'}", os.environ.get("PYTENSOR_FLAGS")]
+    return {**os.environ, "PYTENSOR_FLAGS": ",".join(f for f in flags if f),
+            "XDG_CACHE_HOME": str(Path(folder) / "cache")}
 
 
 def json_safe(value):

@@ -38,10 +38,10 @@ def run(task) -> dict:
     n, (lo, hi) = task["replicates"], task["share"]
     data = {k: v[lo:hi] for k, v in common.data(task, n).items()}
     keys = common.engine_keys(n)[lo:hi]  # engine's keys of these data sets
-    compiling = common.engine_fit(task, data, keys)[1]  # the first call compiles
+    compiling = common.engine_fit(task, data, keys, devices=1)[1]  # the first call compiles
     barrier(Path(task["barrier"]), task["process"], task["n_processes"])
     start = time.time()
-    fit, timed = common.engine_fit(task, data, keys)
+    fit, timed = common.engine_fit(task, data, keys, devices=1)
     end = time.time()
     return {"data_sets": hi - lo, "start": start, "end": end, "compile_s": compiling - timed,
             "min_ess": common.engine_min_ess(fit), "n_divergent": fit.n_divergent.tolist(),

@@ -14,18 +14,14 @@ MEMORY_LIMIT_MB = 4000.0  # the check: peak RSS at most 4 GB
 
 
 def run(task) -> dict:
-    import jax
-    import numpy as np
-    from numpyro.infer.util import initialize_model
-
     from models import engine
 
     n_groups = task["memory_groups"]
-    example = common.data(task, 1, n_groups=n_groups)
-    info = initialize_model(jax.random.key(0), engine.build_model("hierarchical", "noncentered"),
-                            model_kwargs={"data": {k: v[0] for k, v in example.items()},
-                                          **common.HYPER})
-    n_latent = sum(int(np.prod(np.shape(v))) for v in info.param_info.z.values())
+    example = {k: v[0] for k, v in common.data(task, 1, n_groups=n_groups).items()}
+    static, dynamic = engine._split_hyper(common.HYPER)
+    form = engine.resolve("hierarchical", task["engine_parameterization"], example, static, dynamic)
+    latent = engine._latent_shapes("hierarchical", static, form, example, dynamic)
+    n_latent = engine.draws_width(latent, form, example)
     per_replicate = engine.bytes_per_replicate(n_latent, common.inference(task))
     cap = engine.BATCH  # the engine's cap on data sets at once
 

@@ -15,7 +15,11 @@ from runs.bench import BASELINES, ENGINES, METHODS, common, label
 from runs.bench.memory import MEMORY_LIMIT_MB
 from runs.bench.scaling import GROUP_SIZE_SLACK, GROUP_SIZES
 
-TARGETS = {"numpyro_loop": 100.0, "pymc": 50.0}  # engine rows over these peers, fits/s
+# engine rows over these peers: (the ratio's measure, its target); "sampling" is fits per second
+# without the one-off compile, "ess_per_s" effective samples per second (the median over fits of
+# the smallest bulk ESS over every parameter, over seconds per fit)
+TARGETS = {"numpyro_loop": ("sampling", 100.0), "pymc": ("sampling", 50.0),
+           "nutpie": ("ess_per_s", 10.0), "nutpie_collapsed": ("ess_per_s", 3.0)}
 ALPHA = 0.01  # family-wise error rate of the agreement check
 
 
@@ -34,15 +38,16 @@ def build_report(opts, results, elapsed) -> dict:
         for m in BASELINES:
             if m in ran:
                 ratios[f"{e}/{m}"] = {key: ran[e][field] / ran[m][field] for key, field in (
-                    ("sampling", "fits_per_s"), ("with_compile", "fits_per_s_with_compile"))}
+                    ("sampling", "fits_per_s"), ("with_compile", "fits_per_s_with_compile"),
+                    ("ess_per_s", "ess_per_s"))}
                 by_round = zip(ran[m].get("round_s_per_fit", []),
                                ran[e].get("round_s_per_fit", []))
                 ratios[f"{e}/{m}"]["rounds"] = [theirs / ours for theirs, ours in by_round]
                 if e == "engine":  # engine_processes fits the same data sets: see same_fits
                     agreement[f"engine/{m}"] = compare(ran["engine"], ran[m])
-        for m, target in TARGETS.items():
-            value = ratios.get(f"{e}/{m}", {}).get("sampling")
-            targets[f"{e}/{m}"] = {"target": target, "value": value,
+        for m, (measure, target) in TARGETS.items():
+            value = ratios.get(f"{e}/{m}", {}).get(measure)
+            targets[f"{e}/{m}"] = {"measure": measure, "target": target, "value": value,
                                    "met": None if value is None else value >= target}
     same_fits = None
     if "engine" in ran and "engine_processes" in ran:  # a fit depends on its key and data only
@@ -67,6 +72,7 @@ def build_report(opts, results, elapsed) -> dict:
     return {"settings": {k: list(v) if isinstance(v, tuple) else v for k, v in opts.items()},
             "platform": platform_info, "methods": methods, "ratios": ratios, "targets": targets,
             "agreement": agreement, "engine_processes_vs_engine": same_fits,
+            "cold": _cold(results.get("cold")),
             "scaling": results.get("scaling"), "memory": results.get("memory"),
             "elapsed_s": elapsed}
 
@@ -137,7 +143,7 @@ def render(report) -> str:
              f"thread(s) per process ({threads.ENV}={os.environ.get(threads.ENV, '1')})",
              f"JAX persistent compilation cache: {p['compilation_cache'] or 'off'}",
              "", "== throughput ==",
-             f"workload: hierarchical non-centered, J={s['n_groups']}, {s['chains']} chains x "
+             f"workload: hierarchical (engine: {s['engine_parameterization']}), J={s['n_groups']}, {s['chains']} chains x "
              f"({s['warmup']} warmup + {s['draws']} draws); "
              + _workload(report)
              + (f"; {s['rounds']} rounds (the order reversed in every other one), each with the "
@@ -158,6 +164,8 @@ def render(report) -> str:
               *_ratio_lines(report),
               "", "== targets ==", *_target_lines(report),
               "", "== agreement (engine vs each, same data sets) ==", *_agreement_lines(report),
+              "", "== cold: from the command to its end, compile included ==",
+              *_cold_lines(report),
               "", "== scaling ==", *_scaling_lines(report),
               "", "== memory ==", *_memory_lines(report),
               "", f"total time: {report['elapsed_s']:.0f} s"]
@@ -199,16 +207,16 @@ def _ratio_lines(report) -> list:
     lines = []
     for key, r in report["ratios"].items():
         e, m = key.split("/")
-        # engine_processes runs on `processes` cores, the others on one each
-        cores = (f", {e} on {_processes(report)} processes" if e == "engine_processes" else "")
+        cores = _cores(report, e)
         if len(r.get("rounds", [])) > 1:
             cores += "; round by round " + ", ".join(f"{x:.3g}" for x in r["rounds"])
+        head = f"{key}: ESS/s {r['ess_per_s']:.3g}; fits/s "
         if methods[m]["compile_in_fit"]:
-            lines.append(f"{key}: {r['sampling']:.3g}  ({e} without compile vs {m} with its "
+            lines.append(f"{head}{r['sampling']:.3g}  ({e} without compile vs {m} with its "
                          f"per-fit compile{cores}); {r['with_compile']:.3g} with {e}'s one-off "
                          f"compile over {report['settings']['replicates']} data sets")
         else:
-            lines.append(f"{key}: {r['sampling']:.3g} without compile; "
+            lines.append(f"{head}{r['sampling']:.3g} without compile; "
                          f"{r['with_compile']:.3g} with each one-off compile, over "
                          f"{report['settings']['replicates']} data sets{cores}")
     for e in engines:
@@ -218,14 +226,21 @@ def _ratio_lines(report) -> list:
     return lines
 
 
+def _cores(report, e) -> str:
+    """Where an engine row ran: `processes` processes, or `devices` devices of one process."""
+    if e == "engine_processes":
+        return f", {e} on {_processes(report)} processes"
+    return f", {e} on {report['settings']['devices']} CPU device(s) of one process"
+
+
 def _target_lines(report) -> list:
     lines = []
     for key, t in report["targets"].items():
         e, m = key.split("/")
         value = "n/a" if t["value"] is None else f"{t['value']:.3g}"
         verdict = "not measured" if t["met"] is None else ("met" if t["met"] else "NOT met")
-        cores = (f"{_processes(report)} processes" if e == "engine_processes" else "one process")
-        lines.append(f"{key} >= {t['target']:.0f} (sampling fits/s, {e} on {cores}): "
+        measure = "ESS/s" if t["measure"] == "ess_per_s" else "sampling fits/s"
+        lines.append(f"{key} >= {t['target']:.0f} ({measure}{_cores(report, e)}): "
                      f"{value} -> {verdict}")
     return lines or [f"n/a: {' and '.join(ENGINES)} not run"]
 
@@ -254,6 +269,54 @@ def _not_run(section) -> list:
     if section is None:
         return ["not run"]
     return [f"failed: {section['error']}"] if "error" in section else []
+
+
+COLD_TARGET = ("nutpie", 5.0)  # the engine's cold ESS/s over this peer's, at least
+
+
+def _cold(cold):
+    """The cold section with its ratios: the engine's ESS/s over each peer's."""
+    if not cold or "rows" not in cold:
+        return cold
+    engine = cold["rows"]["engine"]
+    for name, row in cold["rows"].items():
+        if name != "engine" and "ess_per_s" in row and "ess_per_s" in engine:
+            row["engine_over"] = engine["ess_per_s"] / row["ess_per_s"]
+    peer, target = COLD_TARGET
+    value = cold["rows"].get(peer, {}).get("engine_over")
+    cold["target"] = {"peer": peer, "target": target, "value": value,
+                      "met": None if value is None else value >= target}
+    return cold
+
+
+def _cold_table(report, sep) -> list:
+    cold = report["cold"]
+    header = ["cold job", "wall s", "fits", "s/fit", "min ESS (median)", "ESS/s",
+              "engine's ESS/s over it", "note"]
+    rows = []
+    for name, r in cold["rows"].items():
+        if "wall_s" not in r:
+            rows.append([name, r.get("error") or r.get("skipped", ""), "", "", "", "", "", ""])
+            continue
+        over = f"{r['engine_over']:.3g}" if "engine_over" in r else ""
+        rows.append([name, f"{r['wall_s']:.1f}", str(r["fits"]), f"{r['s_per_fit']:.3f}",
+                     f"{r['min_ess_median']:.0f}", f"{r['ess_per_s']:.0f}", over, r["note"]])
+    if sep == "|":
+        return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+                *("| " + " | ".join(row) + " |" for row in rows)]
+    widths = [max(len(str(x)) for x in column) for column in zip(header, *rows)]
+    return ["  ".join(str(x).ljust(w) for x, w in zip(row, widths)) for row in [header, *rows]]
+
+
+def _cold_lines(report) -> list:
+    cold = report.get("cold")
+    if not cold or "rows" not in cold:
+        return _not_run(cold)
+    t = cold["target"]
+    value = "n/a" if t["value"] is None else f"{t['value']:.3g}"
+    verdict = "not measured" if t["met"] is None else ("met" if t["met"] else "NOT met")
+    return [*_cold_table(report, " "),
+            f"engine/{t['peer']} cold ESS/s >= {t['target']:.0f}: {value} -> {verdict}"]
 
 
 def _scaling_lines(report) -> list:
@@ -299,7 +362,8 @@ def _memory_lines(report) -> list:
 
 def markdown(report) -> str:
     s, p = report["settings"], report["platform"]
-    lines = [f"Normal-normal hierarchical model, non-centered, J = {s['n_groups']}, "
+    lines = [f"Normal-normal hierarchical model (the engine's form: "
+             f"{s['engine_parameterization']}), J = {s['n_groups']}, "
              f"{s['chains']} chains × ({s['warmup']} warmup + {s['draws']} draws); "
              + _workload(report)
              + (f", in {s['rounds']} rounds (the methods' order reversed in every other one; "
@@ -312,6 +376,8 @@ def markdown(report) -> str:
               for note in report["methods"].get("engine_processes", {}).get("notes", [])]
     lines += [f"- {line}" for line in _ratio_lines(report) + _target_lines(report)
               + _agreement_lines(report)]
+    if report.get("cold"):
+        lines += ["", *_cold_table(report, "|")]
     if report["scaling"] and "rows" in report["scaling"]:
         lines += ["", "| J | data sets | compile s | s/fit | leapfrog/fit |",
                   "|---|---|---|---|---|"]
