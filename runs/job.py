@@ -330,4 +330,6 @@ def use_compilation_cache(directory) -> None:
     if directory:
         Path(directory).mkdir(parents=True, exist_ok=True)
         jax.config.update("jax_compilation_cache_dir", str(directory))
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+        # every program, the small ones that eager JAX code (simulation, the model probes)
+        # compiles op by op too: a warm one-job study of 100 fits took 21 s instead of 26 s
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)

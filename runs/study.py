@@ -23,7 +23,6 @@ submitit): the launcher carries the callback to the processes that run the jobs.
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import time
 from pathlib import Path
@@ -298,10 +297,12 @@ JOBLIB_LAUNCHER = "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLau
 
 
 def share_cores(cfg: DictConfig, to_run: int) -> None:
-    """Every core busy, however many jobs there are: with the joblib launcher, no more worker
-    processes than jobs to run (one job runs in this process, with no worker to start), and each
-    job splits its data sets over the cores its share of the machine holds
-    (``HIERBENCH_DEVICES``, read by ``runs.job``; the workers inherit it)."""
+    """With the joblib launcher, no more worker processes than jobs to run: a one-job study runs
+    in this process, with no worker to start. Each job fits on ``HIERBENCH_DEVICES`` CPU devices
+    (default 1; read by ``runs.job``, inherited by the workers): more splits its data sets over
+    that many cores, each compiling the program for itself (docs/studies.md has the figures:
+    from a cold start the second compile costs more than it saves on 100 fits; with the
+    compilation cache warm, two devices halve the sampling time)."""
     from omegaconf import open_dict, read_write
 
     if cfg.hydra.launcher.get("_target_") != JOBLIB_LAUNCHER:
@@ -312,10 +313,9 @@ def share_cores(cfg: DictConfig, to_run: int) -> None:
     workers = max(1, min(workers, to_run))
     with read_write(cfg.hydra), open_dict(cfg.hydra):
         cfg.hydra.launcher.n_jobs = workers
-    os.environ[threads.DEVICES_ENV] = str(max(1, cores // workers))
-    log.info("preflight: %d worker process%s, each job on %s core%s", workers,
-             "es" if workers > 1 else "", os.environ[threads.DEVICES_ENV],
-             "s" if cores // workers > 1 else "")
+    devices = threads.job_devices()
+    log.info("preflight: %d worker process%s, each job on %d CPU device%s", workers,
+             "es" if workers > 1 else "", devices, "s" if devices > 1 else "")
 
 
 def _check_one(cfg: DictConfig) -> None:

@@ -90,8 +90,9 @@ def one_device_per_cpu() -> None:
 
 
 DEVICES_ENV = "HIERBENCH_DEVICES"
-"""Environment variable: how many CPU devices a job splits its data sets over (default 1). A
-study sets it for its jobs (``runs.study``: the cores per job it runs at once)."""
+"""Environment variable: how many CPU devices a study's job splits its data sets over (default
+1; ``runs.job``). Each device compiles the program for itself, so more pays where the
+compilation cache holds the programs or the jobs are long (docs/studies.md)."""
 
 
 def job_devices() -> int:

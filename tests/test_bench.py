@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from runs.bench import ENGINES, common
+from runs import threads
+from runs.bench import ENGINES, METHODS, common
 from runs.bench import __main__ as bench
 from runs.bench import pymc as pymc_method
 from runs.bench import report as bench_report
@@ -22,9 +23,9 @@ from runs.checks import ConfigError
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ["replicates=2", "baseline_replicates=1", "n_groups=4", "chains=2", "warmup=50", "draws=50"]
 HEADERS = ("== platform ==", "== throughput ==", "== ratios", "== targets ==", "== agreement",
-           "== scaling ==", "== memory ==")
-REPORT_KEYS = {"settings", "platform", "methods", "ratios", "targets", "agreement", "scaling",
-               "memory", "elapsed_s"}
+           "== cold", "== scaling ==", "== memory ==")
+REPORT_KEYS = {"settings", "platform", "methods", "ratios", "targets", "agreement", "cold",
+               "scaling", "memory", "elapsed_s"}
 METHOD_KEYS = {"data_sets", "compile_s", "sampling_s", "s_per_fit", "fits_per_s",
                "fits_per_s_with_compile", "min_ess_median", "ess_per_s", "divergent_fits",
                "peak_rss_mb", "summaries", "summary_data_sets"}
@@ -245,7 +246,7 @@ def test_every_section_end_to_end(tmp_path, without_pymc):
     on both data sets, the peers on one data set a round; then scaling and memory, once."""
     out = tmp_path / "out"
     done = _bench(*TINY, "baseline_replicates=2", "scaling=[4,6]", "scaling_replicates=2",
-                  "memory_groups=5", f"out={out}")
+                  "memory_groups=5", "cold_replicates=2", f"out={out}")
     assert ("[bench] round 2 of 2: numpyro_loop: NumPyro, new MCMC per data set ..."
             in done.stderr)
     assert "[bench] scaling ..." in done.stderr  # once, after the rounds
@@ -271,7 +272,10 @@ def test_every_section_end_to_end(tmp_path, without_pymc):
     assert _positive(report["scaling"]["group_size"]["ratio"])
     memory = report["memory"]
     assert memory["n_groups"] == 5 and memory["replicates"] == memory["chunk"] == 2
-    assert _positive(memory["peak_rss_mb"]) and memory["n_latent"] == 5 + 3
+    # the default form collapses theta and mu: tau and sigma sampled, 5 thetas drawn per draw
+    assert _positive(memory["peak_rss_mb"]) and memory["n_latent"] == 2 + 5
+    cold = report["cold"]["rows"]
+    assert cold["engine"]["fits"] == 2 and _positive(cold["engine"]["ess_per_s"])
 
 
 BAD = {  # a bad word: what its one-line error names (the key and value, then what is allowed)
@@ -280,8 +284,13 @@ BAD = {  # a bad word: what its one-line error names (the key and value, then wh
                 "baseline_replicates, rounds",
     "replicates=0": "replicates=0 is not allowed: a positive integer",
     "draws=many": "draws='many' is not allowed: a positive integer",
-    "methods=[engine,x]": "methods='x' is not allowed: one of engine, engine_processes, "
-                          "numpyro_loop, numpyro_reused, pymc, scaling, memory",
+    "methods=[engine,x]": "methods='x' is not allowed: one of engine, engine_processes, nutpie, "
+                          "nutpie_collapsed, stan, stan_collapsed, numpyro_loop, numpyro_reused, "
+                          "pymc, cold, scaling, memory",
+    "cold_peers=[engine]": "cold_peers='engine' is not allowed: one of nutpie",
+    "devices=0": "devices=0 is not allowed: a positive integer, or null for the CPU count",
+    "engine_parameterization=funnel": "engine_parameterization='funnel' is not allowed: one of "
+                                      "auto, collapsed, noncentered, centered",
     "methods=[]": "methods=[] is not allowed: a list of one or more of engine",
     "scaling=8,": "'scaling=8,' is not allowed: a key=value word",
     "scaling=8,50": "scaling='8,50' is not allowed: one value: a list is written in brackets, "
@@ -306,8 +315,9 @@ def test_bad_word_is_a_one_line_error_and_nothing_runs(tmp_path, monkeypatch, ca
     monkeypatch.setattr(bench, "run_processes", lambda *a: pytest.fail("a method ran"))
     out = tmp_path / "out"
     words = {**BAD, "replicates=2 baseline_replicates=5":
-             "baseline_replicates=5 is not allowed: at most replicates=2: numpyro_loop, "
-             "numpyro_reused, pymc fit the first baseline_replicates of the engine's data sets"}
+             "baseline_replicates=5 is not allowed: at most replicates=2: nutpie, "
+             "nutpie_collapsed, stan, stan_collapsed, numpyro_loop, numpyro_reused, pymc fit the "
+             "first baseline_replicates of the engine's data sets"}
     for word, named in words.items():
         monkeypatch.setattr(sys, "argv", ["runs/bench/__main__.py", f"out={out}", *word.split()])
         with pytest.raises(SystemExit) as error:
@@ -342,8 +352,12 @@ def test_settings_default_and_resolved():
         draws=1000, scaling=[8, 50, 200, 1000], scaling_replicates=2, memory_groups=1000,
         memory_replicates="chunk", memory_budget_gb=2.0, pymc_cores=1, out="results/bench")
     assert opts["processes"] == (os.cpu_count() or 1)
-    assert opts["methods"] == ["engine", "engine_processes", "numpyro_loop", "numpyro_reused",
-                               "pymc", "scaling", "memory"]
+    assert opts["devices"] == threads.usable_cpus()
+    assert opts["engine_parameterization"] == "auto" and opts["cold_replicates"] == 100
+    assert opts["cold_peers"] == ["nutpie", "nutpie_collapsed", "stan_collapsed"]
+    assert opts["methods"] == ["engine", "engine_processes", "nutpie", "nutpie_collapsed", "stan",
+                               "stan_collapsed", "numpyro_loop", "numpyro_reused", "pymc", "cold",
+                               "scaling", "memory"]
     assert _options("methods=[memory,pymc,engine]", "processes=3")["methods"] == [
         "engine", "pymc", "memory"]
     assert _options("processes=3")["processes"] == 3
@@ -352,6 +366,39 @@ def test_settings_default_and_resolved():
 def test_pymc_missing_skips_its_row(monkeypatch):
     monkeypatch.setitem(sys.modules, "pymc", None)  # import pymc raises ImportError
     assert pymc_method.missing().startswith("PyMC is not installed")
+    assert METHODS["nutpie"].missing().startswith("nutpie or PyMC is not installed")
+    assert METHODS["nutpie_collapsed"].missing() == METHODS["nutpie"].missing()
+
+
+def test_stan_missing_skips_its_rows(monkeypatch):
+    monkeypatch.setitem(sys.modules, "stan", None)
+    for name in ("stan", "stan_collapsed"):
+        assert METHODS[name].missing().startswith("PyStan is not installed"), name
+
+
+def test_collapsed_peers_draw_mu_and_theta_from_their_exact_conditionals():
+    """The collapsed peers' mu and theta (``written.exact_draws``) against the conjugate normal
+    conditionals computed here by precision weighting (BDA3 5.4), for fixed tau and sigma: the
+    sample mean and variance of 200,000 draws within 5 standard errors (the variance's error
+    is sqrt(2 / N) of it, the mean's sqrt(var / N))."""
+    import numpy as np
+
+    from runs.bench import written
+
+    one = {"ybar": np.array([0.5, -1.0, 2.0]), "n": np.array([10.0, 5.0, 20.0])}
+    tau, sigma, n_draws = 0.8, 1.5, 200_000
+    draws = written.exact_draws(np.full((1, n_draws), tau), np.full((1, n_draws), sigma), one,
+                                np.random.default_rng(1))
+    v = tau**2 + sigma**2 / one["n"]
+    mu_var = 1.0 / (1.0 / common.HYPER["mu_scale"] ** 2 + (1.0 / v).sum())
+    mu_mean = mu_var * (one["ybar"] / v).sum()
+    w = 1.0 / (1.0 / tau**2 + one["n"] / sigma**2)
+    shrink = w / tau**2  # theta_j's weight on mu
+    theta_mean = w * (mu_mean / tau**2 + one["n"] * one["ybar"] / sigma**2)
+    theta_var = w + shrink**2 * mu_var
+    for x, mean, var in ((draws[0][0], mu_mean, mu_var), (draws[1][0], theta_mean, theta_var)):
+        assert np.all(np.abs(x.mean(axis=0) - mean) < 5 * np.sqrt(var / n_draws))
+        assert np.all(np.abs(x.var(axis=0) / var - 1) < 5 * np.sqrt(2 / n_draws))
 
 
 def _fake_method(s_per_fit, compile_s, compile_in_fit=False, from_draws=True, n=2):
