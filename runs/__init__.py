@@ -7,8 +7,8 @@ the measurements), and a study runs one worker process per core (the joblib laun
 threads would oversubscribe. Importing ``runs`` starts JAX's backends that way, before any of its
 modules uses JAX.
 
-JAX gets one CPU device per usable CPU: a job that has the machine to itself splits its data sets
-over them (``models.engine.fit(devices=)``), one compiled program running on every core.
+JAX gets ``HIERBENCH_DEVICES`` CPU devices (default 1): a job splits its data sets over them
+(``models.engine.fit(devices=)``), a copy of its program running on each.
 """
 
 import logging
@@ -22,5 +22,5 @@ logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
 
 from runs import threads  # noqa: E402  (after XLA_FLAGS: JAX reads them when it starts)
 
-threads.one_device_per_cpu()
+threads.cpu_devices()
 threads.one_xla_thread()

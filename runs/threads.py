@@ -78,21 +78,21 @@ def usable_cpus() -> int:
     return os.cpu_count() or 1
 
 
-def one_device_per_cpu() -> None:
-    """Give JAX's CPU backend one device per usable CPU (before the backend starts; later, a
-    no-op). Each device runs its programs on a thread of its own, so a program split over the
-    devices (``jax.shard_map``) runs on every core."""
+def cpu_devices() -> None:
+    """Give JAX's CPU backend ``HIERBENCH_DEVICES`` devices (default 1; before the backend
+    starts, later a no-op). Each device runs its programs on a thread of its own, so a job that
+    splits its data sets over them (``models.engine.fit(devices=)``) runs on that many cores."""
     import jax
     from jax._src import xla_bridge
 
     if not xla_bridge.backends_are_initialized():
-        jax.config.update("jax_num_cpu_devices", usable_cpus())
+        jax.config.update("jax_num_cpu_devices", job_devices())
 
 
 DEVICES_ENV = "HIERBENCH_DEVICES"
-"""Environment variable: how many CPU devices a study's job splits its data sets over (default
-1; ``runs.job``). Each device compiles the program for itself, so more pays where the
-compilation cache holds the programs or the jobs are long (docs/studies.md)."""
+"""Environment variable: how many CPU devices a process has and a study's job splits its data
+sets over (default 1; ``runs.job``). Each device compiles the program for itself, so more pays
+where the compilation cache holds the programs or the jobs are long (docs/studies.md)."""
 
 
 def job_devices() -> int:

@@ -165,7 +165,8 @@ def test_rounds_interleave_the_methods_and_split_the_baseline_data_sets():
                        r"baseline_replicates=2: "):
         _options("baseline_replicates=2", "rounds=3")
     with pytest.raises(ConfigError, match=r"^rounds=2 is not allowed: 1 where "
-                       r"methods=\[engine,memory\] has none of numpyro_loop, numpyro_reused, pymc"):
+                       r"methods=\[engine,memory\] has none of nutpie, nutpie_collapsed, stan, "
+                       r"stan_collapsed, numpyro_loop, numpyro_reused, pymc"):
         _options("rounds=2", "methods=[engine,memory]")
 
 
@@ -455,13 +456,13 @@ def test_report_of_every_section_from_child_results():
     for header in HEADERS:
         assert header in text
     assert "-> NOT met" in text and "ratio 1.20 -> PASS" in text
-    assert ("engine/numpyro_loop >= 100 (sampling fits/s, engine on one process): 100 -> met"
-            in text)
+    assert (f"engine/numpyro_loop >= 100 (sampling fits/s, engine on {opts['devices']} CPU "
+            "device(s) of one process): 100 -> met") in text
     assert ("engine_processes/numpyro_loop >= 100 (sampling fits/s, engine_processes on 2 "
             "processes): 200 -> met") in text
     assert ("engine_processes/pymc >= 50 (sampling fits/s, engine_processes on 2 processes): 40 "
             "-> NOT met") in text
-    assert "engine_processes/numpyro_reused: 100 without compile" in text
+    assert "engine_processes/numpyro_reused: ESS/s 100; fits/s 100 without compile" in text
     assert "engine_processes vs engine: max |diff|" in text
     assert "peak RSS 2500 MB -> PASS" in text and "chunk of 15 data sets" in text
     md = bench_report.markdown(report)

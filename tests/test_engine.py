@@ -1,12 +1,19 @@
 """The engine: a data set's fit does not depend on the batch it is in, nor on chunking, nor on
 waiting in the sampler's queue for a row of lanes, and the program is compiled once per shape."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import jax
 import numpy as np
-import pytest
 
 import sim
 from models import engine
+from runs import threads
+
+ROOT = Path(__file__).resolve().parent.parent
 
 INFERENCE = engine.Inference(chains=2, warmup=150, draws=150)
 HYPER = dict(mu_family="normal", mu_loc=0.0, mu_scale=5.0, tau_family="half_normal", tau_df=3.0,
@@ -60,19 +67,28 @@ def test_chunking_by_memory_budget_changes_nothing():
     _close(whole, chunked)
 
 
-@pytest.mark.skipif(len(jax.local_devices()) < 2, reason="one CPU: JAX has one device")
 def test_data_sets_split_over_devices_fit_as_on_one():
-    """Two devices, each running its own chunk in a thread, give every data set the fit it gets
-    on one device, bit for bit (each device runs the same program; see engine.fit)."""
-    data, keys = _data(5)
-    one = engine.fit("hierarchical", data, keys, HYPER, parameterization="auto",
-                     inference=INFERENCE)
-    two = engine.fit("hierarchical", data, keys, HYPER, parameterization="auto",
-                     inference=INFERENCE, devices=2)
-    for name in one.sites:
-        for x, y in zip(one.sites[name], two.sites[name]):
-            np.testing.assert_array_equal(x, y)
-    np.testing.assert_array_equal(one.n_leapfrog, two.n_leapfrog)
+    """Two CPU devices (HIERBENCH_DEVICES=2, in a process of its own: JAX fixes its devices when
+    it starts), each running its own chunk in a thread, give every data set the fit it gets on
+    one device, bit for bit (each device runs the same program; see engine.fit)."""
+    script = (
+        "import runs, jax, numpy as np\n"
+        "from tests import test_engine as t\n"
+        "from models import engine\n"
+        "assert len(jax.local_devices()) == 2\n"
+        "data, keys = t._data(5)\n"
+        "fits = [engine.fit('hierarchical', data, keys, t.HYPER, parameterization='auto',\n"
+        "                   inference=t.INFERENCE, devices=d) for d in (1, 2)]\n"
+        "for name in fits[0].sites:\n"
+        "    for x, y in zip(fits[0].sites[name], fits[1].sites[name]):\n"
+        "        np.testing.assert_array_equal(x, y)\n"
+        "np.testing.assert_array_equal(fits[0].n_leapfrog, fits[1].n_leapfrog)\n"
+        "print('same')\n"
+    )
+    env = {**os.environ, threads.DEVICES_ENV: "2"}
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0 and done.stdout.strip() == "same", done.stderr[-2000:]
 
 
 def test_sites_and_shapes():

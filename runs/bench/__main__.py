@@ -255,7 +255,8 @@ def run_child(name: str, opts: dict) -> dict:
     with tempfile.TemporaryDirectory(prefix="hierbench-bench-") as tmp:
         result_path = Path(tmp) / "result.json"
         proc = subprocess.run(common.child_command({**opts, "method": name}, result_path),
-                              capture_output=True, text=True, env=common.child_env(tmp))
+                              capture_output=True, text=True,
+                              env=common.child_env(tmp, opts["devices"]))
         if proc.returncode != 0 or not result_path.exists():
             return _child_failed(name, proc.returncode, proc.stderr)
         result = json.loads(result_path.read_text())

@@ -80,7 +80,9 @@ def baseline_result(fits, *, compile_s, sampling_s, compile_in_fit, notes, first
     """Summaries (ArviZ's bulk ESS; the Monte Carlo error of the sd by the engine's own
     ``diagnostics.mcse_sd``, ArviZ's estimator, whose own call fails where numba is installed,
     with NumPy >= 2.4) of fits given as {site: (chains, draws, ...) draws, "diverging": (chains,
-    draws)}, of data sets ``first``, ``first`` + 1, ..."""
+    draws)}, of data sets ``first``, ``first`` + 1, ... ``fits_done_at``: when it was called
+    (wall clock), that is when the fits were done, before these summaries."""
+    done_at = time.time()
     import arviz
     import jax.numpy as jnp
     import numpy as np
@@ -105,6 +107,7 @@ def baseline_result(fits, *, compile_s, sampling_s, compile_in_fit, notes, first
                            compile_in_fit=compile_in_fit, min_ess=min_ess, n_divergent=n_div,
                            summaries=summaries, notes=sorted(notes))
     result["summary_data_sets"] = list(range(first, first + len(fits)))
+    result["fits_done_at"] = done_at
     return result
 
 
@@ -172,15 +175,16 @@ def child_command(task: dict, result_path) -> list:
     return [sys.executable, "-m", "runs.bench.child", json.dumps(task), str(result_path)]
 
 
-def child_env(folder) -> dict:
+def child_env(folder, devices: int = 1) -> dict:
     """A child's environment: this one, with PyTensor compiling into ``folder``/pytensor and
     httpstan keeping its compiled models in ``folder``/cache (fresh folders, removed with
-    ``folder``), so that PyMC's, nutpie's and Stan's compiles are cold, as JAX's is."""
+    ``folder``), so that PyMC's, nutpie's and Stan's compiles are cold, as JAX's is; and JAX with
+    ``devices`` CPU devices (``runs.threads``)."""
     import os
 
     flags = [f"compiledir={Path(folder) / 'pytensor'}", os.environ.get("PYTENSOR_FLAGS")]
     return {**os.environ, "PYTENSOR_FLAGS": ",".join(f for f in flags if f),
-            "XDG_CACHE_HOME": str(Path(folder) / "cache")}
+            "XDG_CACHE_HOME": str(Path(folder) / "cache"), threads.DEVICES_ENV: str(devices)}
 
 
 def json_safe(value):
