@@ -539,16 +539,34 @@ _LATENT_CACHE: dict = {}
 
 
 def _latent_shapes(spec, static, parameterization, example, dynamic):
-    """((site, unconstrained shape), ...) of the model's latent sites, found once per shape."""
+    """((site, unconstrained shape), ...) of the model's latent sites (its sample sites that are
+    not observed, as ``numpyro.infer.util.initialize_model`` finds them), found once per shape.
+
+    The model is traced abstractly (``jax.eval_shape``): nothing is computed or compiled, where
+    ``initialize_model`` would run the model op by op and search for a valid start."""
     cache_key = (spec, static, parameterization, tuple((k, v.shape) for k, v in example.items()))
     if cache_key not in _LATENT_CACHE:
+        from numpyro.distributions.transforms import biject_to
+        from numpyro.handlers import seed, substitute, trace
+        from numpyro.infer.initialization import init_to_uniform
+
+        # values drawn as initialize_model draws its start (an improper prior cannot sample)
+        model = substitute(
+            seed(build_model(spec, parameterization), jax.random.key(0)),
+            substitute_fn=init_to_uniform,
+        )
         kwargs = {"data": example, **dynamic, **dict(static)}
-        info = initialize_model(
-            jax.random.key(0), build_model(spec, parameterization), model_kwargs=kwargs
-        )
-        _LATENT_CACHE[cache_key] = tuple(
-            (name, tuple(np.shape(v))) for name, v in sorted(info.param_info.z.items())
-        )
+
+        def unconstrained():
+            sites = trace(model).get_trace(**kwargs)
+            return {
+                name: biject_to(site["fn"].support).inv(site["value"])
+                for name, site in sites.items()
+                if site["type"] == "sample" and not site["is_observed"]
+            }
+
+        shapes = jax.eval_shape(unconstrained)
+        _LATENT_CACHE[cache_key] = tuple((name, tuple(shapes[name].shape)) for name in sorted(shapes))
     return _LATENT_CACHE[cache_key]
 
 

@@ -24,6 +24,7 @@ temporary file are left, so the next run computes the job.
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import time
 from pathlib import Path
@@ -251,7 +252,12 @@ def compute(cfg: DictConfig, replicates: np.ndarray) -> pd.DataFrame:
 
     # the form the fits run (``auto`` resolved); a form that cannot apply stops the job here
     fit_form = engine.form(cfg.prior.spec, cfg.prior.parameterization, data, hyper)
-    summary, failures = _fit_or_isolate(fit, len(replicates))
+    # the exact posterior's quadrature runs in a thread beside the fits: the sampler's program
+    # compiles and runs on one core, the quadrature takes the other
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        exact_moments = pool.submit(exact_posterior, cfg.prior.spec, hyper, data, reference)
+        summary, failures = _fit_or_isolate(fit, len(replicates))
+        exact_moments = exact_moments.result()
     identity_cols = {
         "study": cfg.study,
         "scenario": cfg.scenario.name,
@@ -263,7 +269,7 @@ def compute(cfg: DictConfig, replicates: np.ndarray) -> pd.DataFrame:
     table = store.rows(
         summary, truth, replicates, identity_cols,
         raw=closed_form.raw_estimates(data), n_draws=inference.chains * inference.draws,
-        chains=inference.chains, exact=exact_posterior(cfg.prior.spec, hyper, data, reference),
+        chains=inference.chains, exact=exact_moments,
     )
     for i, reason in failures.items():
         failed = table["replicate"] == replicates[i]

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import jax
 import numpy as np
+import pytest
 
+import models
 import sim
 from models import engine
 from runs import threads
@@ -110,3 +112,48 @@ def test_compiled_once_per_shape():
         data, keys = _data(3)
         engine.fit("hierarchical", data, keys, {**HYPER, "tau_scale": tau}, inference=INFERENCE)
     assert engine._program._cache_size() - before <= 1
+
+
+def _prior_configs():
+    """(name, spec, hyper) of every shipped prior config that is fitted by NUTS."""
+    from omegaconf import OmegaConf
+
+    out = []
+    for path in sorted((ROOT / "conf" / "prior").glob("*.yaml")):
+        cfg = OmegaConf.load(path)
+        if engine.method(cfg.spec) == "nuts":
+            out.append((path.stem, cfg.spec, OmegaConf.to_container(cfg.hyper)))
+    return out
+
+
+@pytest.mark.parametrize("name, spec, hyper", _prior_configs(), ids=lambda v: str(v)[:20])
+def test_latent_shapes_are_initialize_models(name, spec, hyper):
+    """The latent sites and unconstrained shapes found by an abstract trace are those NumPyro's
+    own ``initialize_model`` finds by running the model, for every shipped NUTS prior, on every
+    data form (sigma unknown, known standard errors, binomial counts) and every form that
+    applies to it."""
+    from numpyro.infer.util import initialize_model
+
+    forms_seen = 0
+    for scenario, params in (
+        ("normal_normal", dict(n_groups=5, group_size=4, tau=1.0, sigma=1.0, mu=0.0)),
+        ("known_sigma", dict(n_groups=5, group_size=4, tau=1.0, sigma=1.0, mu=0.0, se_ratio=1.0)),
+        ("binomial", dict(n_groups=5, group_size=10, tau=1.0, mu=0.0)),
+    ):
+        data, _ = sim.simulate(scenario, 5, 2, **params)
+        example = engine._first({k: np.asarray(v) for k, v in data.items()})
+        static, dynamic = engine._split_hyper(hyper)
+        allowed = getattr(models.load(spec), "PARAMETERIZATIONS", engine.PARAMETERIZATIONS)
+        forms = {engine.resolve(spec, "auto", example, static, dynamic)}
+        forms |= {f for f in ("centered", "noncentered") if f in allowed}
+        for form in sorted(forms):
+            kwargs = {"data": example, **dynamic, **dict(static)}
+            info = initialize_model(
+                jax.random.key(0), engine.build_model(spec, form), model_kwargs=kwargs
+            )
+            want = tuple((k, tuple(np.shape(v))) for k, v in sorted(info.param_info.z.items()))
+            engine._LATENT_CACHE.clear()
+            got = engine._latent_shapes(spec, static, form, example, dynamic)
+            assert got == want, (name, scenario, form)
+            forms_seen += 1
+    assert forms_seen >= 3
