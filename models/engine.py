@@ -21,6 +21,7 @@ import concurrent.futures
 import dataclasses
 import functools
 import itertools
+import threading
 from typing import NamedTuple
 
 import jax
@@ -202,7 +203,10 @@ def fit(
             None if rank_against is None else {k: jnp.asarray(v)[index] for k, v in rank_against.items()},
             np.int32(stop - start),
         )
-        out = _program(*jax.device_put(args, device), **statics)
+        args = jax.device_put(args, device)
+        with TRACE_LOCK:  # traced (or found traced) under the lock, compiled and run without it
+            _program.trace(*args, **statics)
+        out = _program(*args, **statics)
         return jax.tree.map(lambda a: np.asarray(a)[: stop - start], out)
 
     starts = range(0, n_rep, chunk)
@@ -285,7 +289,22 @@ def numpyro_trace(model, kwargs):
     """The sites of one run of ``model(**kwargs)`` (values from the prior)."""
     from numpyro.handlers import seed, trace
 
-    return trace(seed(model, jax.random.key(0))).get_trace(**kwargs)
+    with TRACE_LOCK:
+        return trace(seed(model, jax.random.key(0))).get_trace(**kwargs)
+
+
+def _require_trace_lock():
+    """Called where a program traces a model: a trace outside ``TRACE_LOCK`` is an error here
+    rather than a trace that another thread may corrupt."""
+    if not TRACE_LOCK._is_owned():
+        raise RuntimeError("a NumPyro model traced without models.engine.TRACE_LOCK held")
+
+
+TRACE_LOCK = threading.RLock()
+"""Held while a NumPyro model runs or is traced: NumPyro's stack of effect handlers is one for
+the process, so two threads that trace models at once corrupt each other's traces. ``fit``
+traces its program under it and compiles and runs it without; ``models.exact`` holds it while
+it traces its own programs, so that its quadrature can run in a thread beside a fit."""
 
 
 def _unsupported(module, data) -> np.ndarray:
@@ -348,9 +367,10 @@ def _all_skipped(spec, data, hyper, parameterization, reasons) -> FitSummary:
     """No data set can be fitted: NaN summaries of the sites the spec would report."""
     static, dynamic = _split_hyper(hyper)
     kwargs = {"data": _first(data), **dynamic, **dict(static)}
-    info = initialize_model(
-        jax.random.key(0), build_model(spec, parameterization), model_kwargs=kwargs
-    )
+    with TRACE_LOCK:
+        info = initialize_model(
+            jax.random.key(0), build_model(spec, parameterization), model_kwargs=kwargs
+        )
     n_rep = len(reasons)
     sites = {}
     for name in ESTIMANDS:
@@ -392,6 +412,7 @@ def _program_body(
     keys, data, dynamic, reference, n_real, *, spec, static, parameterization, inference, latent,
     rank_draws, lane_rows,
 ):
+    _require_trace_lock()
     model = build_model(spec, parameterization)
     n_chains = inference.chains
     settings = nuts.Settings(
@@ -565,7 +586,8 @@ def _latent_shapes(spec, static, parameterization, example, dynamic):
                 if site["type"] == "sample" and not site["is_observed"]
             }
 
-        shapes = jax.eval_shape(unconstrained)
+        with TRACE_LOCK:
+            shapes = jax.eval_shape(unconstrained)
         _LATENT_CACHE[cache_key] = tuple((name, tuple(shapes[name].shape)) for name in sorted(shapes))
     return _LATENT_CACHE[cache_key]
 

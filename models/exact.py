@@ -66,7 +66,8 @@ def moments(spec: str, hyper: dict, data: dict, truth: dict | None = None) -> di
     """{site: (mean, sd, cdf)} of the exact posterior of every data set of ``data`` (a batch),
     each (R, P); ``cdf`` is P(site <= truth | y) where ``truth`` ({site: (R, P)}) gives a value,
     else NaN. None where the spec has no reduction."""
-    layout = _layout(spec, hyper, data)
+    with engine.TRACE_LOCK:
+        layout = _layout(spec, hyper, data)
     if layout is None:
         return None
     form, static, names = layout
@@ -80,6 +81,13 @@ def moments(spec: str, hyper: dict, data: dict, truth: dict | None = None) -> di
         dims = len(names)
         lo = np.repeat(_centre(data)[:, None] - SPAN, dims, axis=1)
         hi = lo + 2 * SPAN
+        # the programs traced under the engine's lock (the model runs while they are traced),
+        # then compiled and run without it
+        with engine.TRACE_LOCK:
+            for points in POINTS if dims else ():
+                log_density.trace(dynamic, data, jnp.asarray(lo), jnp.asarray(hi), points)
+            summarize.trace(dynamic, data, truth, jnp.asarray(lo), jnp.asarray(hi),
+                            FINAL.get(dims, 1))
         for points in POINTS if dims else ():
             logp = np.asarray(log_density(dynamic, data, jnp.asarray(lo), jnp.asarray(hi), points))
             lo, hi = _box(logp, lo, hi, points)
@@ -104,6 +112,7 @@ def _functions(spec, form, static, names):
         return jnp.stack(jnp.meshgrid(*axes, indexing="ij"), -1).reshape(-1, dims)
 
     def log_density_one(dynamic, data, grid):
+        engine._require_trace_lock()
         kwargs = {"data": data, **dynamic, **dict(static)}
         params = lambda p: {name: p[i] for i, name in enumerate(names)}  # noqa: E731
         logp = jax.vmap(lambda p: -potential_energy(model, (), kwargs, params(p)))(grid)
@@ -114,6 +123,7 @@ def _functions(spec, form, static, names):
         return jax.vmap(lambda d, a, b: log_density_one(dynamic, d, mesh(a, b, points)))(data, lo, hi)
 
     def summarize_one(dynamic, data, truth, lo, hi, points):
+        engine._require_trace_lock()
         kwargs = {"data": data, **dynamic, **dict(static)}
         grid = mesh(lo, hi, points) if dims else jnp.zeros((1, 0))
         if dims:

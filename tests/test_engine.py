@@ -157,3 +157,30 @@ def test_latent_shapes_are_initialize_models(name, spec, hyper):
             assert got == want, (name, scenario, form)
             forms_seen += 1
     assert forms_seen >= 3
+
+
+def test_a_fit_and_an_exact_posterior_traced_in_two_threads_at_once():
+    """``runs.job`` computes the exact posterior in a thread beside the fits. NumPyro's handler
+    stack is one for the process, so both trace their models under ``engine.TRACE_LOCK`` (a
+    trace without it raises): with nothing traced yet, both run at once and give what each
+    gives alone."""
+    import concurrent.futures
+
+    from models import exact
+
+    data, keys = _data(3)
+    engine._program.clear_cache()
+    exact._functions.cache_clear()
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        moments = pool.submit(exact.moments, "hierarchical", HYPER, data)
+        fit = engine.fit("hierarchical", data, keys, HYPER, parameterization="auto",
+                         inference=INFERENCE)
+        moments = moments.result()
+    alone = engine.fit("hierarchical", data, keys, HYPER, parameterization="auto",
+                       inference=INFERENCE)
+    for name in fit.sites:
+        for x, y in zip(fit.sites[name], alone.sites[name]):
+            np.testing.assert_array_equal(x, y)
+    for site, values in exact.moments("hierarchical", HYPER, data).items():
+        for x, y in zip(moments[site], values):
+            np.testing.assert_array_equal(x, y)
