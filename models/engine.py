@@ -79,8 +79,45 @@ class Inference:
     chains: int = 4  # independent chains per data set (R-hat needs at least 2)
     warmup: int = 500  # adaptation iterations per chain, discarded
     draws: int = 1000  # kept iterations per chain
-    target_accept: float = 0.8  # dual-averaging target acceptance probability
+    # dual-averaging target acceptance probability, or "auto" (``TARGET_ACCEPT_AUTO``)
+    target_accept: float | str = 0.8
     max_tree_depth: int = 10  # NUTS tree depth cap (at most 2^depth - 1 leapfrog steps)
+
+
+TARGET_ACCEPT_AUTO = (0.8, 0.95)
+"""``target_accept="auto"`` (the default of ``conf/inference/``): 0.8, Stan's and NumPyro's
+default, where every value the sampler moves is a scalar (a collapsed fit's mu, tau, sigma: a
+smooth posterior of a few dimensions), and 0.95 where it moves a value per group (theta or its
+non-centered eta, local scales, a t's mixing weights), whose scale follows a group-level scale:
+smaller steps there keep the trajectories out of the funnel's neck. On the binomial scenario
+(J = 10, n = 10, tau = 0.5, non-centered hierarchical), 16 of 20 fits had a divergent transition
+at 0.8 and 1 of 20 at 0.95, for 1.5 times the leapfrog steps; the collapsed reference workload
+keeps 0.8, its cost and its ESS per draw."""
+
+
+def resolved_target_accept(target_accept, latent) -> float:
+    """The target acceptance of a fit whose sampler moves ``latent`` ((site, unconstrained
+    shape), ...): ``target_accept`` itself, or for ``auto`` ``TARGET_ACCEPT_AUTO``'s value."""
+    if target_accept != "auto":
+        return float(target_accept)
+    per_group = any(shape != () for _, shape in latent)
+    return TARGET_ACCEPT_AUTO[per_group]
+
+
+def settings(spec: str, parameterization: str, data: dict, hyper: dict,
+             inference: Inference) -> Inference:
+    """``inference`` as ``fit`` runs it on ``data`` (a batch) with ``parameterization``:
+    ``target_accept="auto"`` resolved (``resolved_target_accept``; a closed-form spec, which
+    draws nothing, gets the value of scalar-only fits)."""
+    if method(spec) == "closed_form":
+        return dataclasses.replace(
+            inference, target_accept=resolved_target_accept(inference.target_accept, ()))
+    static, dynamic = _split_hyper(hyper)
+    example = _first({k: np.asarray(v) for k, v in data.items()})
+    form_ = resolve(spec, parameterization, example, static, dynamic)
+    latent = _latent_shapes(spec, static, form_, example, dynamic)
+    return dataclasses.replace(
+        inference, target_accept=resolved_target_accept(inference.target_accept, latent))
 
 
 class SiteSummary(NamedTuple):
@@ -180,6 +217,8 @@ def fit(
     static, dynamic = _split_hyper(hyper)
     parameterization = resolve(spec, parameterization, _first(data), static, dynamic)
     latent = _latent_shapes(spec, static, parameterization, _first(data), dynamic)
+    inference = dataclasses.replace(
+        inference, target_accept=resolved_target_accept(inference.target_accept, latent))
     n_latent = draws_width(latent, parameterization, _first(data))
     n_devices = max(1, min(devices, len(jax.local_devices()), n_rep))
     # the devices' chunks are in memory at once: each gets its share of the budget

@@ -149,8 +149,10 @@ def _validate_inference(inf) -> None:
     require(inf.max_tree_depth <= MAX_TREE_DEPTH, "inference.max_tree_depth",
             inf.max_tree_depth, f"an integer from 1 to {MAX_TREE_DEPTH} (the deepest tree the "
             "sampler builds: models.nuts.MAX_TREE_DEPTH)")
-    require(is_number(inf.target_accept) and 0 < inf.target_accept < 1,
-             "inference.target_accept", inf.target_accept, "a number in (0, 1)")
+    require(inf.target_accept == "auto"
+            or (is_number(inf.target_accept) and 0 < inf.target_accept < 1),
+            "inference.target_accept", inf.target_accept,
+            "auto (models.engine.TARGET_ACCEPT_AUTO) or a number in (0, 1)")
 
 
 def validate_auto(block) -> None:
@@ -413,16 +415,18 @@ def identity(cfg: DictConfig) -> dict:
     }
 
 
-def fit_columns(cfg: DictConfig, hyper: dict, fit_form: str) -> dict:
+def fit_columns(cfg: DictConfig, hyper: dict, fit_form: str, inference: Inference) -> dict:
     """The identity columns of a fit's rows that name its prior and sampler (``runs.job`` and
     ``runs.fit`` put the cell's or the data set's columns before them); ``fit_form`` is the
-    parameterization the fits ran (``models.engine.form``: ``auto`` resolved)."""
+    parameterization the fits ran (``models.engine.form``: ``auto`` resolved), ``inference``
+    the settings they ran (``models.engine.settings``: ``target_accept="auto"`` resolved)."""
     return {
         "prior": cfg.prior.name,
         "prior_spec": cfg.prior.spec,
         "method": method(cfg.prior.spec),
         "prior_parameterization": cfg.prior.parameterization,
         "fit_parameterization": fit_form,
+        "fit_target_accept": float(inference.target_accept),
         **{f"prior_{k}": v for k, v in hyper.items()},
         **OmegaConf.to_container(cfg.inference),
         "seed": int(cfg.seed),

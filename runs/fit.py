@@ -66,17 +66,21 @@ def run(cfg: DictConfig) -> tuple[Path, pd.DataFrame]:
     # the same sampler key for every prior, so side-by-side differences are the priors'
     keys = jax.random.split(jax.random.key(int(cfg.seed)), 1)
     fit_form = engine.form(cfg.prior.spec, cfg.prior.parameterization, ds.batch(), hyper)
+    inference = engine.settings(cfg.prior.spec, cfg.prior.parameterization, ds.batch(), hyper,
+                                config.inference(cfg))
     started = time.perf_counter()
     fit = engine.fit(
         cfg.prior.spec, ds.batch(), keys, hyper,
         parameterization=cfg.prior.parameterization,
-        inference=config.inference(cfg),
+        inference=inference,
         memory_budget_bytes=cfg.memory_budget_gb * 1e9,
     )
     seconds = time.perf_counter() - started
     mismatched = getattr(models.load(cfg.prior.spec), "NOT_SCENARIO_ESTIMANDS", ())
     truth = {k: np.asarray(v)[None] for k, v in ds.truth.items() if k not in mismatched}
-    identity_cols = {**dataset_identity(cfg, ds), **config.fit_columns(cfg, hyper, fit_form)}
+    identity_cols = {
+        **dataset_identity(cfg, ds), **config.fit_columns(cfg, hyper, fit_form, inference)
+    }
     table = store.rows(
         fit, truth, np.array([0]), identity_cols, raw=closed_form.raw_estimates(ds.batch()),
         chains=cfg.inference.chains,

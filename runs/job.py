@@ -252,6 +252,9 @@ def compute(cfg: DictConfig, replicates: np.ndarray) -> pd.DataFrame:
 
     # the form the fits run (``auto`` resolved); a form that cannot apply stops the job here
     fit_form = engine.form(cfg.prior.spec, cfg.prior.parameterization, data, hyper)
+    # the settings the fits run (target_accept=auto resolved for this spec, form and data)
+    inference = engine.settings(cfg.prior.spec, cfg.prior.parameterization, data, hyper,
+                                inference)
     # the exact posterior's quadrature runs in a thread beside the fits: the sampler's program
     # compiles and runs on one core, the quadrature takes the other
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
@@ -262,7 +265,7 @@ def compute(cfg: DictConfig, replicates: np.ndarray) -> pd.DataFrame:
         "study": cfg.study,
         "scenario": cfg.scenario.name,
         **params,
-        **config.fit_columns(cfg, hyper, fit_form),
+        **config.fit_columns(cfg, hyper, fit_form, inference),
         # fixed (a given count) or auto (runs.auto); the auto_* columns follow it
         "replicates_mode": "auto" if cfg.get("replicates") == "auto" else "fixed",
     }

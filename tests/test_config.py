@@ -56,6 +56,8 @@ BAD = [
     ("inference.max_tree_depth=0", "inference.max_tree_depth=0"),
     ("inference.max_tree_depth=17", "inference.max_tree_depth=17 is not allowed: an integer from 1 to 16"),
     ("inference.target_accept=0", "inference.target_accept=0"),
+    ("inference.target_accept=fast",
+     "inference.target_accept='fast' is not allowed: auto (models.engine.TARGET_ACCEPT_AUTO) or a number in (0, 1)"),
     ("+inference.step_size=0.1", "inference.step_size=0.1"),
     # the study's own keys (the schema runs.config.Study)
     ("seed=-1", "seed=-1"),

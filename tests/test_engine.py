@@ -184,3 +184,26 @@ def test_a_fit_and_an_exact_posterior_traced_in_two_threads_at_once():
     for site, values in exact.moments("hierarchical", HYPER, data).items():
         for x, y in zip(moments[site], values):
             np.testing.assert_array_equal(x, y)
+
+
+def test_target_accept_auto_follows_what_the_sampler_moves():
+    """``target_accept="auto"``: the scalar value where the sampler moves scalars only (the
+    collapsed hierarchical fit: tau, sigma), the per-group value where it moves a value per
+    group (theta, its non-centered eta, the horseshoe's local scales); a number stays as given,
+    and a closed form (no draws) gets the scalar value."""
+    from omegaconf import OmegaConf
+
+    data, _ = _data(2)
+    horseshoe = OmegaConf.to_container(OmegaConf.load(ROOT / "conf/prior/horseshoe.yaml").hyper)
+    scalar, per_group = engine.TARGET_ACCEPT_AUTO
+    assert scalar < per_group
+    auto, given = engine.Inference(target_accept="auto"), engine.Inference(target_accept=0.9)
+    for spec, hyper, form, want in [
+        ("hierarchical", HYPER, "auto", scalar),
+        ("hierarchical", HYPER, "noncentered", per_group),
+        ("hierarchical", HYPER, "centered", per_group),
+        ("horseshoe", horseshoe, "auto", per_group),
+    ]:
+        assert engine.settings(spec, form, data, hyper, auto).target_accept == want, (spec, form)
+        assert engine.settings(spec, form, data, hyper, given).target_accept == 0.9
+    assert engine.settings("james_stein", "none", data, {}, auto).target_accept == scalar
