@@ -141,7 +141,9 @@ def run(cfg) -> None:
             sys.exit(f"error: priors: {err}")
         if engine.method(configs[-1]["spec"]) != "nuts":
             sys.exit(f"error: priors: {name!r} makes no draws; SBC needs a posterior sample")
-    inference = engine.Inference(chains=ints["chains"], warmup=ints["warmup"], draws=ints["draws"])
+    # the target acceptance the studies use (conf/inference/default.yaml: auto)
+    inference = engine.Inference(chains=ints["chains"], warmup=ints["warmup"], draws=ints["draws"],
+                                 target_accept="auto")
     if ints["rank_draws"] > inference.chains * inference.draws or (ints["rank_draws"] + 1) % 10:
         sys.exit(f"error: rank_draws={ints['rank_draws']} is not allowed: at most chains x draws "
                  f"= {inference.chains * inference.draws}, and rank_draws + 1 a multiple "

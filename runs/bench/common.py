@@ -49,7 +49,9 @@ def baseline_share(task) -> tuple:
 def inference(task):
     from models import engine
 
-    return engine.Inference(chains=task["chains"], warmup=task["warmup"], draws=task["draws"])
+    # the target acceptance of conf/inference/default.yaml: auto (0.8 for the collapsed form)
+    return engine.Inference(chains=task["chains"], warmup=task["warmup"], draws=task["draws"],
+                            target_accept="auto")
 
 
 def budget(task) -> float:
