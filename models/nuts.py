@@ -36,7 +36,6 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from numpyro.infer.hmc_util import (
     IntegratorState,
     _leaf_idx_to_ckpt_idxs,
