@@ -11,6 +11,10 @@ ARGS ?=
 WORKERS ?= 2
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
+# installed modules compiled to bytecode once, at install: every process (a study, each worker,
+# a cold job) then starts without compiling the sources of JAX, NumPyro, pandas, SciPy ... again,
+# also where PYTHONDONTWRITEBYTECODE keeps Python from caching them itself
+export UV_COMPILE_BYTECODE := 1
 
 .PHONY: env study smoke figures report scenarios sbc paper paper-efron-morris paper-rat-tumors paper-gelman2006 paper-bda3-eight-schools paper-funnel bench test test-slow test-all clean
 
