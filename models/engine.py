@@ -109,13 +109,12 @@ def settings(spec: str, parameterization: str, data: dict, hyper: dict,
     """``inference`` as ``fit`` runs it on ``data`` (a batch) with ``parameterization``:
     ``target_accept="auto"`` resolved (``resolved_target_accept``; a closed-form spec, which
     draws nothing, gets the value of scalar-only fits)."""
-    if method(spec) == "closed_form":
-        return dataclasses.replace(
-            inference, target_accept=resolved_target_accept(inference.target_accept, ()))
-    static, dynamic = _split_hyper(hyper)
-    example = _first({k: np.asarray(v) for k, v in data.items()})
-    form_ = resolve(spec, parameterization, example, static, dynamic)
-    latent = _latent_shapes(spec, static, form_, example, dynamic)
+    latent = ()
+    if method(spec) == "nuts":
+        static, dynamic = _split_hyper(hyper)
+        example = _first({k: np.asarray(v) for k, v in data.items()})
+        fit_form = form(spec, parameterization, data, hyper)
+        latent = _latent_shapes(spec, static, fit_form, example, dynamic)
     return dataclasses.replace(
         inference, target_accept=resolved_target_accept(inference.target_accept, latent))
 
