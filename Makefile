@@ -90,8 +90,9 @@ sbc: env
 	$(PY) -m runs.sbc out=results/sbc
 	$(PY) -m analysis.sbc results_dir=results/sbc
 
-# Throughput benchmark (docs/benchmark.md): hierbench's engine against a NumPyro loop,
-# a reused NumPyro MCMC and PyMC, then scaling in J and memory; about 17 minutes on 2 cores.
+# Throughput benchmark (docs/benchmark.md): hierbench's engine against nutpie and Stan (PyStan)
+# on the model as users write it and collapsed by hand, a NumPyro loop, a reused NumPyro MCMC
+# and PyMC, then cold starts, scaling in J and memory.
 # Extra overrides in ARGS, e.g. make bench ARGS="memory_replicates=100 baseline_replicates=5".
 # PyMC comes from the optional `bench` extra, synced from the same uv.lock into an environment of
 # its own: .venv keeps exactly what `make test` and `make study` install (uv sync installs no
