@@ -115,8 +115,8 @@ class collapse(Messenger):
             )
         mu_loc = mu_var = None
         if self.mu_prior is not None:
-            # checked where the model runs on concrete values (``engine.collapse_blocker``
-            # does, before any program is traced): inside a traced program loc is abstract
+            # where the model runs on concrete values; ``engine.collapse_blocker`` checks the
+            # location its probe program returns
             if not isinstance(loc, jax.core.Tracer) and not np.all(np.asarray(loc) == PROBE):
                 raise NotCollapsible("theta's location is not mu itself")
             mu_loc, mu_var = self.mu_prior

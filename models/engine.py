@@ -311,16 +311,40 @@ def collapse_blocker(spec: str, example: dict, static=(), dynamic=None,
         if not collapse.gaussian_data(example):
             reason = "the data are not Gaussian (theta is integrated out of ybar, n, ss or y, se)"
         else:
-            kwargs = {"data": example, **(dynamic or {}), **dict(static)}
             try:
-                sites = numpyro_trace(build_model(spec, form), kwargs)
+                names, loc = _probe(build_model(spec, form), example, static, dynamic or {})
             except collapse.NotCollapsible as err:
                 reason = str(err)
             else:
-                if collapse.COND_MEAN not in sites:
+                if collapse.COND_MEAN not in names:
                     reason = "its theta is not a random sample site handed to likelihood.observe"
+                elif loc is not None and not np.all(np.asarray(loc) == collapse.PROBE):
+                    reason = "theta's location is not mu itself"
         _BLOCKERS[key] = reason
     return _BLOCKERS[key]
+
+
+def _probe(model, example, static, dynamic):
+    """(site names, theta's location where mu is integrated out, else None) of one run of
+    ``model`` on ``example``, run as one small program: run op by op, the model's few dozen
+    operations would each be compiled on their own."""
+    names = []
+
+    def run(data, dynamic):
+        from numpyro.handlers import seed, trace
+
+        _require_trace_lock()
+        sites = trace(seed(model, jax.random.key(0))).get_trace(
+            data=data, **dynamic, **dict(static))
+        names.extend(sites)
+        theta = sites.get(collapse.SITE, {}).get("value")
+        if isinstance(theta, collapse.Collapsed) and theta.mu_loc is not None:
+            return theta.loc
+        return None
+
+    with TRACE_LOCK:
+        traced = jax.jit(run).trace(example, dynamic)
+    return names, traced.lower().compile()(example, dynamic)
 
 
 def numpyro_trace(model, kwargs):

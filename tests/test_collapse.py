@@ -173,3 +173,46 @@ def test_auto_picks_each_form_where_it_applies(form):
         engine.form("hierarchical", "collapsed", {k: v[None] for k, v in binom.items()}, hier)
     # explicit forms are kept
     assert engine.form("hierarchical", "noncentered", {k: v[None] for k, v in gauss.items()}, hier) == "noncentered"
+
+
+def _shifted(shift, observed=True):
+    """theta ~ N(mu + shift, tau): mu enters theta's location other than as itself where
+    shift != 0; with ``observed`` False theta never reaches ``likelihood.observe``."""
+    import numpyro
+    import numpyro.distributions as dist
+
+    from models.likelihood import observe
+
+    def model(data, *, sigma_scale):
+        mu = numpyro.sample("mu", dist.Normal(0.0, 10.0))
+        tau = numpyro.sample("tau", dist.HalfNormal(5.0))
+        with numpyro.plate("groups", data["ybar"].shape[-1]):
+            theta = numpyro.sample("theta", dist.Normal(mu + shift, tau))
+        if observed:
+            observe(theta, data, sigma_scale)
+        else:
+            numpyro.sample("y", dist.Normal(0.0, 1.0), obs=data["ybar"])
+
+    return model
+
+
+@pytest.mark.parametrize(("shift", "observed", "blocked", "reason"), [
+    (0.0, True, (), None),
+    (1.0, True, ("collapsed",), "theta's location is not mu itself"),
+    (0.0, False, ("collapsed", "collapsed_theta"), "not a random sample site handed to"),
+])
+def test_collapse_blocker_names_what_stops_each_form(monkeypatch, shift, observed, blocked, reason):
+    """The probe program (``engine._probe``) finds mu entering theta's location other than as
+    itself (theta ~ N(mu + 1, tau): only theta can be integrated out) and a theta that never
+    reaches the likelihood (nothing can); theta ~ N(mu, tau) takes both forms."""
+    model = _shifted(shift, observed)
+    monkeypatch.setattr(engine, "build_model", lambda spec, form: collapse.collapse(
+        model, integrate_mu=form == "collapsed"))
+    example = _gaussian("sufficient")
+    spec = f"shifted_{shift}_{observed}"
+    for form in ("collapsed", "collapsed_theta"):
+        got = engine.collapse_blocker(spec, example, (("sigma_scale", 5.0),), {}, form)
+        if form in blocked:
+            assert reason in got
+        else:
+            assert got is None
