@@ -17,23 +17,62 @@ import numpy as np
 import pandas as pd
 
 GROUP = ["prior", "param"]
+FIT = ["config_hash", "replicate"]
+"""A fit: one replicate of one job. The estimands of a fit share its draws, so their z values are
+correlated, and the intervals resample whole fits."""
+BOOTSTRAP = 2000
+"""Resamples of fits behind each interval (seeded: the same rows give the same intervals)."""
+LEVEL = 0.95
 
 
 def sampler_error(rows: pd.DataFrame) -> pd.DataFrame:
-    """Per (prior, estimand family): the count of estimands with an exact posterior, the mean,
-    sd and largest |.| of z for the means, and the mean and sd of z for the sds."""
+    """Per (prior, estimand family): the count of estimands with an exact posterior and of fits,
+    the mean, sd and largest |.| of z for the means with a 95 % interval for the mean and the sd
+    (a bootstrap over fits, percentile intervals), and the mean and sd of z for the sds.
+
+    For a correct sampler whose MCSEs are right, z_mean's interval holds 0 and z_sd's holds 1
+    (in 95 % of studies); the intervals say how far a study of this size can tell."""
+    columns = [*GROUP, "n", "fits", "z_mean", "z_mean_lo", "z_mean_hi", "z_sd", "z_sd_lo",
+               "z_sd_hi", "z_abs_max", "z_sd_mean", "z_sd_sd"]
     have = rows.dropna(subset=["exact_mean", "posterior_mean", "mcse_mean"])
     have = have[have["mcse_mean"] > 0]
     if have.empty:
-        return pd.DataFrame(columns=[*GROUP, "n", "z_mean", "z_sd", "z_abs_max", "z_sd_mean", "z_sd_sd"])
+        return pd.DataFrame(columns=columns)
     z = (have["posterior_mean"] - have["exact_mean"]) / have["mcse_mean"]
     z_sd = (have["posterior_sd"] - have["exact_sd"]) / have["mcse_sd"]
-    frame = have[GROUP].assign(z=z, z_sd=z_sd)
-    return frame.groupby(GROUP, sort=True).agg(
-        n=("z", "size"), z_mean=("z", "mean"), z_sd=("z", "std"),
-        z_abs_max=("z", lambda v: np.abs(v).max()), z_sd_mean=("z_sd", "mean"),
-        z_sd_sd=("z_sd", "std"),
-    ).reset_index()
+    keys = [c for c in FIT if c in have]
+    fit = (have.groupby(keys, sort=False).ngroup().to_numpy() if keys
+           else np.arange(len(have)))
+    frame = have[GROUP].assign(z=z.to_numpy(), z_sd=z_sd.to_numpy(), fit=fit)
+    rng = np.random.default_rng(0)
+    out = []
+    for key, g in frame.groupby(GROUP, sort=True):
+        mean_ci, sd_ci = _fit_bootstrap(g["z"].to_numpy(), g["fit"].to_numpy(), rng)
+        out.append(dict(
+            zip(GROUP, key), n=len(g), fits=g["fit"].nunique(), z_mean=g["z"].mean(),
+            z_mean_lo=mean_ci[0], z_mean_hi=mean_ci[1], z_sd=g["z"].std(), z_sd_lo=sd_ci[0],
+            z_sd_hi=sd_ci[1], z_abs_max=np.abs(g["z"]).max(), z_sd_mean=g["z_sd"].mean(),
+            z_sd_sd=g["z_sd"].std(),
+        ))
+    return pd.DataFrame(out, columns=columns)
+
+
+def _fit_bootstrap(z: np.ndarray, fit: np.ndarray, rng) -> tuple[tuple, tuple]:
+    """Percentile intervals (LEVEL) of the mean and the sd of ``z`` over BOOTSTRAP resamples of
+    whole fits (``fit`` labels each value's fit), from each fit's count, sum and sum of squares."""
+    _, label = np.unique(fit, return_inverse=True)
+    count = np.bincount(label).astype(float)
+    total = np.bincount(label, weights=z)
+    square = np.bincount(label, weights=z * z)
+    if len(count) < 2:
+        return (np.nan, np.nan), (np.nan, np.nan)
+    times = rng.multinomial(len(count), np.full(len(count), 1 / len(count)), size=BOOTSTRAP)
+    n = times @ count
+    mean = (times @ total) / n
+    var = (times @ square - n * mean**2) / np.maximum(n - 1, 1)
+    tails = [(1 - LEVEL) / 2, (1 + LEVEL) / 2]
+    return (tuple(np.quantile(mean, tails)),
+            tuple(np.quantile(np.sqrt(np.maximum(var, 0)), tails)))
 
 
 def prior_effect(rows: pd.DataFrame, cell: list[str], param: str = "theta") -> pd.DataFrame:

@@ -59,6 +59,22 @@ def _table(df: pd.DataFrame) -> str:
     return df.to_html(index=False, escape=True, border=0, classes="t", na_rep="–")
 
 
+def _with_intervals(error: pd.DataFrame) -> pd.DataFrame:
+    """``analysis.exact.sampler_error`` for the report: each of z's mean and sd with its 95 %
+    interval in brackets."""
+    def bracket(x, lo, hi):
+        return "–" if not np.isfinite(x) else (
+            f"{x:.3f}" + ("" if not np.isfinite(lo) else f" [{lo:.3f}, {hi:.3f}]"))
+
+    shown = error[["prior", "param", "n", "fits"]].copy()
+    shown["z_mean"] = [bracket(*r) for r in error[["z_mean", "z_mean_lo", "z_mean_hi"]].to_numpy(float)]
+    shown["z_sd"] = [bracket(*r) for r in error[["z_sd", "z_sd_lo", "z_sd_hi"]].to_numpy(float)]
+    shown["z_abs_max"] = error["z_abs_max"].round(2)
+    shown["z_sd_mean"] = error["z_sd_mean"].round(3)
+    shown["z_sd_sd"] = error["z_sd_sd"].round(3)
+    return shown
+
+
 def _span(values: pd.Series, pct: bool = False) -> str:
     """The range of ``values`` over cells ("0.91–0.95", or one number when they agree)."""
     show = (lambda v: _pct(v)) if pct else (lambda v: f"{v:.3g}")
@@ -435,9 +451,10 @@ class Report:
         out = [
             "<p><b>What the sampler adds.</b> For every estimand with an exact posterior, "
             "z = (NUTS mean − exact mean) / MCSE of the mean, and the same for the sd. A correct "
-            "sampler with correct Monte Carlo errors gives z of mean 0 and sd 1.</p>",
-            _table(error.round({"z_mean": 3, "z_sd": 3, "z_abs_max": 2, "z_sd_mean": 3,
-                                "z_sd_sd": 3})),
+            "sampler with correct Monte Carlo errors gives z of mean 0 and sd 1; the brackets "
+            "are 95 % intervals from resampling whole fits (a fit's estimands share its draws), "
+            "which say how closely a study of this size can tell.</p>",
+            _table(_with_intervals(error)),
         ]
         effect = exact.prior_effect(self.rows, self.cell_axes)
         if len(effect):

@@ -247,3 +247,77 @@ def test_every_spec_keeps_a_colour_of_its_own_however_many_are_added():
     assert alone["flat"] == colours["flat"] and alone["hierarchical"] == colours["hierarchical"]
     assert style.palette(["flat", "new_spec_0" + style.PARTIAL])["new_spec_0" + style.PARTIAL] \
         != colours["flat"]
+
+
+def _exact_rows(z, n_fits, per_fit, param="theta"):
+    """Rows whose fits miss their exact posterior means by ``z`` MCSEs (shape n_fits x per_fit)."""
+    mcse = 0.01
+    exact_mean = np.linspace(-1, 1, z.size)
+    return pd.DataFrame({
+        "prior": "p", "param": param, "config_hash": "job",
+        "replicate": np.repeat(np.arange(n_fits), per_fit), "index": np.tile(np.arange(per_fit), n_fits),
+        "exact_mean": exact_mean, "posterior_mean": exact_mean + mcse * z.ravel(), "mcse_mean": mcse,
+        "exact_sd": 1.0, "posterior_sd": 1.0, "mcse_sd": 0.01, "true_value": 0.0,
+    })
+
+
+def test_sampler_error_intervals_resample_whole_fits():
+    """z's 95 % intervals against their closed forms. One estimand per fit, z iid N(0, 1) over
+    400 fits: the mean's interval is mean ± 1.96 sd / sqrt(400) and the sd's about
+    sd ± 1.96 sd / sqrt(2 * 400) (normal data). Twenty estimands per fit sharing a fit-level error
+    (z = a_f + e_fj, a_f ~ N(0, 0.8^2), e_fj ~ N(0, 0.6^2), 200 fits): the mean's sd is
+    sqrt(0.64 / 200 + 0.36 / 4000) = 0.0574, so its interval is about ± 0.112; one that resampled
+    estimands instead of fits would be about ± 1.96 / sqrt(4000) = ± 0.031 and fail. Tolerances:
+    the half-widths are estimated from one sample (relative sd about 1 / sqrt(2 n) of the sd's
+    own estimate: 3.5 % for 400 fits, 5 % for 200) plus the percentile's Monte Carlo error over
+    2000 resamples (about 3 %), so 20 % is over 3 sds away."""
+    from analysis.exact import sampler_error
+
+    rng = np.random.default_rng(1)
+    z = rng.normal(size=(400, 1))
+    got = sampler_error(_exact_rows(z, 400, 1)).iloc[0]
+    assert got["n"] == 400 and got["fits"] == 400
+    np.testing.assert_allclose(got["z_mean"], z.mean(), atol=1e-9)
+    half = 1.959964 * z.std(ddof=1) / np.sqrt(400)
+    np.testing.assert_allclose((got["z_mean_hi"] - got["z_mean_lo"]) / 2, half, rtol=0.2)
+    assert got["z_mean_lo"] < got["z_mean"] < got["z_mean_hi"]
+    half_sd = 1.959964 * z.std(ddof=1) / np.sqrt(2 * 400)
+    np.testing.assert_allclose((got["z_sd_hi"] - got["z_sd_lo"]) / 2, half_sd, rtol=0.2)
+
+    shared = rng.normal(0, 0.8, size=(200, 1))
+    z = shared + rng.normal(0, 0.6, size=(200, 20))
+    got = sampler_error(_exact_rows(z, 200, 20)).iloc[0]
+    assert got["n"] == 4000 and got["fits"] == 200
+    fit_means = z.mean(axis=1)
+    half = 1.959964 * fit_means.std(ddof=1) / np.sqrt(200)  # ~0.112
+    np.testing.assert_allclose((got["z_mean_hi"] - got["z_mean_lo"]) / 2, half, rtol=0.2)
+    assert (got["z_mean_hi"] - got["z_mean_lo"]) / 2 > 2.5 * 1.959964 / np.sqrt(4000)
+
+
+def test_sampler_error_is_the_same_for_the_same_rows_and_empty_without_exact():
+    from analysis.exact import sampler_error
+
+    rows = _exact_rows(np.random.default_rng(2).normal(size=(50, 3)), 50, 3)
+    pd.testing.assert_frame_equal(sampler_error(rows), sampler_error(rows))
+    assert sampler_error(rows.assign(exact_mean=np.nan)).empty
+
+
+def test_prior_effect_is_the_exact_posteriors_rmse_and_coverage():
+    """RMSE and 90 % coverage of the exact posteriors, by hand: replicate-level mean squared
+    errors and covered shares, their mean (RMSE = sqrt of it) and sd / sqrt(R) (MCSE; the RMSE's
+    by the delta method)."""
+    from analysis.exact import prior_effect
+
+    rng = np.random.default_rng(3)
+    rows = _exact_rows(rng.normal(size=(30, 4)), 30, 4).assign(
+        tau=1.0, true_value=rng.normal(size=120))
+    rows["exact_truth_cdf"] = rng.uniform(size=120)
+    rows["lower_90"], rows["upper_90"] = rows["posterior_mean"] - 1.0, rows["posterior_mean"] + 1.0
+    got = prior_effect(rows, ["tau"]).iloc[0]
+    sq = ((rows["exact_mean"] - rows["true_value"]) ** 2).to_numpy().reshape(30, 4).mean(axis=1)
+    cover = (np.abs(rows["exact_truth_cdf"] - 0.5) <= 0.45).to_numpy().reshape(30, 4).mean(axis=1)
+    np.testing.assert_allclose(got["exact_rmse"], np.sqrt(sq.mean()))
+    np.testing.assert_allclose(got["exact_rmse_mcse"], sq.std(ddof=1) / np.sqrt(30) / (2 * np.sqrt(sq.mean())))
+    np.testing.assert_allclose(got["exact_coverage_90"], cover.mean())
+    np.testing.assert_allclose(got["exact_coverage_90_mcse"], cover.std(ddof=1) / np.sqrt(30))
+    assert got["n_replicates"] == 30
