@@ -27,15 +27,16 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+import numpyro.distributions as dist
 from jax.flatten_util import ravel_pytree
 from numpyro.handlers import reparam
 from numpyro.infer.reparam import LocScaleReparam
 from numpyro.infer.util import constrain_fn, initialize_model, potential_energy
 
 import models
-from models import collapse, diagnostics, nuts
+from models import collapse, diagnostics, likelihood, nuts
 
-RESULTS_VERSION = 8
+RESULTS_VERSION = 9
 """Part of every job's identity: bump it with any change to sim/ or models/ that changes what a
 fit returns, so old result files are recomputed rather than mixed with new ones."""
 
@@ -58,13 +59,16 @@ same per lane; 25 rows x 4 chains is the fastest of 25, 50 and 100 rows on the r
 workload (``runs.bench``). A data set's fit is the same, to float32 rounding, whatever the
 number of data sets in the program and whichever row it runs in."""
 
-PARAMETERIZATIONS = ("centered", "noncentered", "collapsed", "auto")
+PARAMETERIZATIONS = ("centered", "noncentered", "partial", "collapsed", "auto")
 """How theta is sampled. ``centered``: as the spec writes it. ``noncentered``: theta = loc +
-scale * eta (``LocScaleReparam(0)``). ``collapsed``: theta, and mu where it is Gaussian given the
-rest, integrated out exactly and drawn from their Gaussian conditionals for every kept draw
-(``models.collapse``; Gaussian data only; the form ``collapsed_theta`` where only theta can be).
-``auto``: ``collapsed`` wherever it applies; elsewhere (binomial data, a theta prior that is
-not a scale mixture of normals) ``noncentered`` where the spec allows it, else ``centered``."""
+scale * eta (``LocScaleReparam(0)``). ``partial``: each group centered in proportion to how
+much its data say (``partial_weights``: theta_j = loc + scale^(1 - w_j) (eta_j - w_j loc),
+eta_j ~ N(w_j loc, scale^(2 w_j)); Papaspiliopoulos, Roberts & Sköld 2007). ``collapsed``:
+theta, and mu where it is Gaussian given the rest, integrated out exactly and drawn from their
+Gaussian conditionals for every kept draw (``models.collapse``; Gaussian data only; the form
+``collapsed_theta`` where only theta can be). ``auto``: ``collapsed`` wherever it applies;
+elsewhere (binomial data, a theta prior that is not a scale mixture of normals) ``partial``
+where the spec allows a non-centered theta, else ``centered``."""
 ESTIMANDS = ("theta", "mu", "tau", "sigma", "p")
 """Sites summarized when a spec has them, in this order (``p``: success probabilities, binomial
 data only)."""
@@ -295,7 +299,7 @@ def resolve(spec: str, parameterization: str, example: dict, static=(), dynamic=
     if parameterization == "collapsed":
         raise ValueError(f"parameterization='collapsed' does not apply to {spec}: {reason}")
     allowed = getattr(models.load(spec), "PARAMETERIZATIONS", PARAMETERIZATIONS)
-    return "noncentered" if "noncentered" in allowed else "centered"
+    return "partial" if "partial" in allowed else "centered"
 
 
 _BLOCKERS: dict = {}
@@ -445,6 +449,20 @@ def _all_skipped(spec, data, hyper, parameterization, reasons) -> FitSummary:
     return FitSummary(sites, zeros, zeros, zeros, None, reasons)
 
 
+def partial_weights(fn, info):
+    """(J,) how far each theta_j is centered: w_j = s_j^2 / (s_j^2 + 1 / I_j), with s_j the
+    scale of theta_j's prior given the rest (tau; tau lambda_j for the horseshoe) and I_j the
+    information of group j's data (``models.likelihood.information``). The weight that makes
+    theta_j and its location independent a posteriori in the normal model: 1 (centered) where
+    the data pin theta_j down, 0 (non-centered) where the prior does. It moves with the sampled
+    scale, which the change of variables allows (its Jacobian, scale^(1 - w_j), depends on the
+    other latents only)."""
+    while isinstance(fn, (dist.ExpandedDistribution, dist.Independent)):
+        fn = fn.base_dist
+    var = jnp.broadcast_to(fn.scale, info.shape) ** 2
+    return var / (var + 1.0 / info)
+
+
 def method(spec: str) -> str:
     """How a spec is fitted: ``nuts`` (posterior draws) or ``closed_form`` (no draws)."""
     return "closed_form" if hasattr(models.load(spec), "estimate") else "nuts"
@@ -462,6 +480,19 @@ def build_model(spec: str, parameterization: str):
         return reparam(
             model, config={"theta": LocScaleReparam(centered=0, shape_params=shape_params)}
         )
+    if parameterization == "partial":
+        def partially_centered(data, **kwargs):
+            info = likelihood.information(data)
+
+            def config(msg):
+                if msg["name"] != collapse.SITE:
+                    return None
+                return LocScaleReparam(centered=partial_weights(msg["fn"], info),
+                                       shape_params=shape_params)
+
+            return reparam(model, config=config)(data, **kwargs)
+
+        return partially_centered
     if parameterization in ("collapsed", "collapsed_theta"):
         return collapse.collapse(model, integrate_mu=parameterization == "collapsed")
     return model

@@ -53,6 +53,25 @@ def n_groups(data: dict) -> int:
     raise ValueError(f"data with keys {sorted(data)}: expected se, trials or n among them")
 
 
+def information(data: dict) -> jnp.ndarray:
+    """(J,) how much each group's data say about its theta_j: the Fisher information of the
+    group's likelihood at an estimate from the data alone. Binomial: n_j p_j (1 - p_j) at
+    p_j = (successes_j + 1/2) / (trials_j + 1) (the half-count keeps a 0-of-n group finite);
+    known se: 1 / se_j^2; unknown sigma: n_j / s^2 with s^2 the pooled within-group variance
+    sum_j ss_j / sum_j (n_j - 1) (1 where no group has two observations)."""
+    if "trials" in data:
+        n = jnp.asarray(data["trials"], jnp.float32)
+        p = (jnp.asarray(data["successes"], jnp.float32) + 0.5) / (n + 1.0)
+        return n * p * (1.0 - p)
+    if "se" in data:
+        return 1.0 / jnp.asarray(data["se"], jnp.float32) ** 2
+    n = jnp.asarray(data["n"], jnp.float32)
+    dof = jnp.sum(jnp.maximum(n - 1.0, 0.0))
+    ss = jnp.sum(jnp.where(n > 1, jnp.asarray(data["ss"], jnp.float32), 0.0))
+    s2 = jnp.where(dof > 0, ss / jnp.maximum(dof, 1.0), 1.0)
+    return n / jnp.maximum(s2, jnp.finfo(jnp.float32).tiny)
+
+
 def observe(theta, data: dict, sigma_scale: float) -> None:
     """Add the likelihood of ``data`` given ``theta``; call it outside the ``groups`` plate.
 

@@ -36,7 +36,7 @@ from runs import store
 from runs.checks import is_int
 
 CONF_PRIOR = Path(__file__).resolve().parent.parent / "conf" / "prior"
-FORMS = ("known_sigma", "sufficient")
+FORMS = ("known_sigma", "sufficient", "binomial")
 STAND_IN = {"flat": ("normal", {"loc": 0.0, "scale": 10.0})}  # spec -> (spec, hyper) to draw from
 
 
@@ -55,13 +55,26 @@ def drawing_priors() -> list[str]:
     return [n for n in names if engine.method(prior_config(n)["spec"]) == "nuts"]
 
 
+def form_blocker(spec: str, form: str) -> str | None:
+    """Why ``spec`` cannot be calibrated on ``form``, or None: SBC must fit every data set its
+    prior draws, and a spec that declines some binomial data sets (``unsupported``: ``flat``
+    has no proper posterior for a group with no or all successes) would calibrate a selection."""
+    if form == "binomial" and hasattr(models.load(spec), "unsupported"):
+        return (f"{spec} declines some binomial data sets (models/{spec}.py: unsupported), and "
+                "SBC must fit every data set its prior draws")
+    return None
+
+
 def template(form: str, n_groups: int, group_size: int) -> dict:
     """The fixed part of a data set: known standard errors from 1 to 4 (a mix of groups that
-    are well and poorly measured), or the group sizes."""
+    are well and poorly measured), the group sizes, or the binomial trials (``group_size`` per
+    group; theta on the logit scale)."""
     if form == "known_sigma":
         return {"se": np.linspace(1.0, 4.0, n_groups, dtype=np.float32)}
     if form == "sufficient":
         return {"n": np.full(n_groups, group_size, np.int32)}
+    if form == "binomial":
+        return {"trials": np.full(n_groups, group_size, np.int32)}
     raise ValueError(f"form={form!r}; allowed: {', '.join(FORMS)}")
 
 
@@ -79,6 +92,8 @@ def draw(spec: str, hyper: dict, fixed: dict, key, replicates: int):
     for site in ("y", "ybar", "ss"):
         if site in sample:
             data[site] = np.asarray(sample[site], np.float32)
+    if "successes" in sample:
+        data["successes"] = np.asarray(sample["successes"], np.int32)
     truth = {
         site: np.asarray(sample[site], np.float32).reshape(replicates, -1)
         for site in engine.ESTIMANDS
@@ -93,6 +108,9 @@ def calibrate(prior: dict, form: str, *, replicates: int, n_groups: int, group_s
               fit_hyper: dict | None = None, fit_data=None) -> pd.DataFrame:
     """One row per (replicate, estimand) with the rank of the true value; ``fit_hyper`` and
     ``fit_data`` (a function of the data) let a test fit a deliberately wrong model."""
+    reason = form_blocker(prior["spec"], form)
+    if reason is not None:
+        raise ValueError(reason)
     key_draw, key_fit = jax.random.split(jax.random.fold_in(jax.random.key(seed), FORMS.index(form)))
     data, truth = draw(prior["spec"], prior["hyper"], template(form, n_groups, group_size),
                        key_draw, replicates)
@@ -141,6 +159,10 @@ def run(cfg) -> None:
             sys.exit(f"error: priors: {err}")
         if engine.method(configs[-1]["spec"]) != "nuts":
             sys.exit(f"error: priors: {name!r} makes no draws; SBC needs a posterior sample")
+        for form in forms:
+            reason = form_blocker(configs[-1]["spec"], form)
+            if reason is not None:
+                sys.exit(f"error: forms: {form!r} is not allowed with prior {name!r}: {reason}")
     # the target acceptance the studies use (conf/inference/default.yaml: auto)
     inference = engine.Inference(chains=ints["chains"], warmup=ints["warmup"], draws=ints["draws"],
                                  target_accept="auto")

@@ -9,12 +9,13 @@ formulas are compared in double precision (``x64``), where agreement to 1e-9 is 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import numpyro
 import pytest
 from numpyro.infer.util import log_density
 from scipy import stats
 
 import tests.quadrature as quad
-from models import collapse, engine
+from models import collapse, engine, likelihood
 
 Y8 = np.array([28, 8, -3, 7, -1, 1, 18, 12], float)
 SE8 = np.array([15, 10, 16, 11, 9, 11, 10, 18], float)
@@ -166,8 +167,8 @@ def test_auto_picks_each_form_where_it_applies(form):
     # theta = mu: nothing random to integrate out
     pool = dict(mu_loc=0.0, mu_scale=10.0, sigma_scale=5.0)
     assert engine.form("complete_pooling", "auto", {k: v[None] for k, v in gauss.items()}, pool) == "centered"
-    # binomial data: non-centered where the spec allows it
-    assert engine.form("hierarchical", "auto", {k: v[None] for k, v in binom.items()}, hier) == "noncentered"
+    # binomial data: partially centered where the spec allows a non-centered theta
+    assert engine.form("hierarchical", "auto", {k: v[None] for k, v in binom.items()}, hier) == "partial"
     assert engine.form("flat", "auto", {k: v[None] for k, v in binom.items()}, {"sigma_scale": 5.0}) == "centered"
     with pytest.raises(ValueError, match="does not apply to hierarchical: the data are not Gaussian"):
         engine.form("hierarchical", "collapsed", {k: v[None] for k, v in binom.items()}, hier)
@@ -216,3 +217,57 @@ def test_collapse_blocker_names_what_stops_each_form(monkeypatch, shift, observe
             assert reason in got
         else:
             assert got is None
+
+
+def test_group_information_is_the_fisher_information_at_the_data_estimate():
+    """``likelihood.information``: n p (1 - p) at the half-count estimate for binomial counts,
+    1 / se^2 for known standard errors, n_j / s^2 with the pooled within-group variance."""
+    got = np.asarray(likelihood.information({"successes": np.array([0, 3, 10]),
+                                             "trials": np.array([10, 10, 10])}))
+    p = (np.array([0, 3, 10]) + 0.5) / 11
+    np.testing.assert_allclose(got, 10 * p * (1 - p), rtol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(likelihood.information({"y": np.zeros(3), "se": np.array([0.5, 1.0, 2.0])})),
+        [4.0, 1.0, 0.25], rtol=1e-6)
+    n, ss = np.array([1, 3, 5]), np.array([7.0, 4.0, 8.0])  # a group of one has no ss term
+    np.testing.assert_allclose(
+        np.asarray(likelihood.information({"ybar": np.zeros(3), "n": n, "ss": ss})),
+        n / ((4.0 + 8.0) / (2 + 4)), rtol=1e-6)
+
+
+@pytest.mark.parametrize("spec", ["hierarchical", "horseshoe", "hierarchical_t"])
+def test_partial_centering_is_a_change_of_variables_of_the_centered_model(spec, x64):
+    """The partially centered model's density at (rest, eta) is the centered model's at
+    (rest, theta) times the Jacobian |d theta / d eta| = prod_j s_j^(1 - w_j), theta_j =
+    loc_j + s_j^(1 - w_j) (eta_j - w_j loc_j), with w_j = s_j^2 / (s_j^2 + 1 / I_j): the same
+    posterior, exactly (up to float64 rounding), whatever the weights."""
+    data = {"successes": jnp.array([0, 2, 5, 9, 3]), "trials": jnp.array([10, 4, 12, 9, 30])}
+    hyper = {
+        "hierarchical": dict(mu_family="normal", mu_loc=0.0, mu_scale=2.0, tau_family="half_normal",
+                             tau_scale=2.0, tau_df=3.0, sigma_scale=1.0),
+        "horseshoe": dict(mu_loc=0.0, mu_scale=2.0, tau_scale=1.0, sigma_scale=1.0),
+        "hierarchical_t": dict(mu_loc=0.0, mu_scale=2.0, tau_family="half_normal", tau_scale=2.0,
+                               tau_df=3.0, nu_shape=2.0, nu_rate=0.1, sigma_scale=1.0),
+    }[spec]
+    partial = engine.build_model(spec, "partial")
+    centered = engine.build_model(spec, "centered")
+    rng = np.random.default_rng(5)
+    trace = numpyro.handlers.trace(numpyro.handlers.seed(partial, 0)).get_trace(data, **hyper)
+    for _ in range(3):
+        params = {name: jnp.asarray(rng.uniform(0.3, 2.0, np.shape(site["value"])))
+                  for name, site in trace.items()
+                  if site["type"] == "sample" and not site["is_observed"]}
+        params["mu"] = jnp.asarray(rng.normal())
+        params["theta_decentered"] = jnp.asarray(rng.normal(size=5))
+        lp_partial, tr = log_density(partial, (data,), hyper, params)
+        theta = tr["theta"]["value"]
+        scale = params["tau"] * params.get("lambda", 1.0)
+        info = np.asarray(likelihood.information(data))
+        w = scale**2 / (scale**2 + 1 / info)
+        np.testing.assert_allclose(
+            theta, params["mu"] + scale ** (1 - w) * (params["theta_decentered"] - w * params["mu"]),
+            rtol=1e-12)
+        rest = {k: v for k, v in params.items() if k != "theta_decentered"}
+        lp_centered, _ = log_density(centered, (data,), hyper, {**rest, "theta": theta})
+        np.testing.assert_allclose(lp_partial, lp_centered + np.sum((1 - w) * np.log(scale)),
+                                   rtol=1e-10)
