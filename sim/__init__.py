@@ -6,7 +6,9 @@ second axis (where there is one) is the group. ``data`` holds sufficient statist
 model costs does not grow with the group size; ``truth`` holds the parameter values that generated
 it. Its parameters, with their defaults, live in ``conf/scenario/<name>.yaml``; a parameter with a
 range other than "a finite number" says so in the module's ``CONSTRAINTS`` ({name: (what is
-allowed, predicate)}). Adding a scenario is adding those two files.
+allowed, predicate)}). Adding a scenario is adding those two files. ``simulate`` runs as one
+compiled program per scenario and integer parameters: the parameters its signature annotates
+``float`` are the program's inputs, the others are compiled in.
 
 ``sim.datasets`` holds the real data sets, in the same data forms.
 
@@ -19,8 +21,10 @@ This package imports nothing else of hierbench.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
+import inspect
 import json
 import pkgutil
 from types import ModuleType
@@ -79,8 +83,26 @@ def simulate(name: str, seed: int, replicates, **params) -> tuple[dict, dict]:
     module = load(name)
     idx = np.arange(replicates) if np.ndim(replicates) == 0 else np.asarray(replicates)
     keys = replicate_keys(cell_key(seed, name, params), idx)
-    data, truth = module.simulate(keys, **params)
+    floats = _float_params(module)
+    static = tuple(sorted((k, v) for k, v in params.items() if k not in floats))
+    dynamic = {k: np.float32(v) for k, v in params.items() if k in floats}
+    data, truth = _program(name, static)(keys, **dynamic)
     return _to_numpy(data), _to_numpy(truth)
+
+
+@functools.cache
+def _float_params(module: ModuleType) -> frozenset:
+    """The parameters the scenario's ``simulate`` annotates ``float``: inputs of its program;
+    the others (``int``: group counts and sizes) fix shapes and are compiled in."""
+    return frozenset(name for name, p in inspect.signature(module.simulate).parameters.items()
+                     if p.annotation in ("float", float))
+
+
+@functools.cache
+def _program(name: str, static: tuple):
+    """The scenario's simulation as one compiled program per (scenario, integer parameters):
+    run op by op, its few dozen operations would each be compiled on their own."""
+    return jax.jit(functools.partial(load(name).simulate, **dict(static)))
 
 
 def _canonical(value):
