@@ -67,8 +67,9 @@ eta_j ~ N(w_j loc, scale^(2 w_j)); Papaspiliopoulos, Roberts & Sköld 2007). ``c
 theta, and mu where it is Gaussian given the rest, integrated out exactly and drawn from their
 Gaussian conditionals for every kept draw (``models.collapse``; Gaussian data only; the form
 ``collapsed_theta`` where only theta can be). ``auto``: ``collapsed`` wherever it applies;
-elsewhere (binomial data, a theta prior that is not a scale mixture of normals) ``partial``
-where the spec allows a non-centered theta, else ``centered``."""
+elsewhere (binomial data, a theta prior other than a Normal, a Student-t or a flat one)
+``partial`` where the spec allows it, else ``noncentered`` where it allows that,
+else ``centered``."""
 ESTIMANDS = ("theta", "mu", "tau", "sigma", "p")
 """Sites summarized when a spec has them, in this order (``p``: success probabilities, binomial
 data only)."""
@@ -283,8 +284,9 @@ def form(spec: str, parameterization: str, data: dict, hyper: dict) -> str:
 
 def resolve(spec: str, parameterization: str, example: dict, static=(), dynamic=None) -> str:
     """The form a fit runs: ``auto`` becomes ``collapsed`` where theta can be integrated out of
-    ``example`` (one data set), else ``noncentered`` where the spec allows it, else ``centered``. ``collapsed`` asked for where it cannot
-    apply is an error that says why."""
+    ``example`` (one data set), else ``partial`` where the spec allows it (else ``noncentered``
+    where it allows that, else ``centered``). ``collapsed`` asked for where it cannot apply is
+    an error that says why."""
     if parameterization not in PARAMETERIZATIONS:
         raise ValueError(
             f"parameterization={parameterization!r}; allowed: {', '.join(PARAMETERIZATIONS)}"
@@ -299,7 +301,10 @@ def resolve(spec: str, parameterization: str, example: dict, static=(), dynamic=
     if parameterization == "collapsed":
         raise ValueError(f"parameterization='collapsed' does not apply to {spec}: {reason}")
     allowed = getattr(models.load(spec), "PARAMETERIZATIONS", PARAMETERIZATIONS)
-    return "partial" if "partial" in allowed else "centered"
+    for fallback in ("partial", "noncentered"):
+        if fallback in allowed:
+            return fallback
+    return "centered"
 
 
 _BLOCKERS: dict = {}
@@ -450,17 +455,19 @@ def _all_skipped(spec, data, hyper, parameterization, reasons) -> FitSummary:
 
 
 def partial_weights(fn, info):
-    """(J,) how far each theta_j is centered: w_j = s_j^2 / (s_j^2 + 1 / I_j), with s_j the
+    """(J,) how far each theta_j is centered: w_j = s_j^2 I_j / (s_j^2 I_j + 1), with s_j the
     scale of theta_j's prior given the rest (tau; tau lambda_j for the horseshoe) and I_j the
-    information of group j's data (``models.likelihood.information``). The weight that makes
-    theta_j and its location independent a posteriori in the normal model: 1 (centered) where
-    the data pin theta_j down, 0 (non-centered) where the prior does. It moves with the sampled
-    scale, which the change of variables allows (its Jacobian, scale^(1 - w_j), depends on the
-    other latents only)."""
+    information of group j's data (``models.likelihood.information``): 1 (centered) where the
+    data pin theta_j down, 0 (non-centered) where the prior does. A heuristic: it is the weight
+    that makes theta_j - (1 - w_j) mu and mu independent in the normal model (Papaspiliopoulos,
+    Roberts & Sköld 2007), used here in ``LocScaleReparam``'s form, which scales by s^w too
+    (Gorinova, Moore & Hoffman 2019). It moves with the sampled scale, which the change of
+    variables allows (its Jacobian, s^(1 - w_j), depends on the other latents only). Computed
+    as a logistic of log(s^2 I), so that a huge scale or information gives 1, not inf / inf."""
     while isinstance(fn, (dist.ExpandedDistribution, dist.Independent)):
         fn = fn.base_dist
-    var = jnp.broadcast_to(fn.scale, info.shape) ** 2
-    return var / (var + 1.0 / info)
+    log_scale = jnp.log(jnp.broadcast_to(fn.scale, info.shape))
+    return jax.nn.sigmoid(2.0 * log_scale + jnp.log(info))
 
 
 def method(spec: str) -> str:

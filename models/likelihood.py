@@ -58,18 +58,23 @@ def information(data: dict) -> jnp.ndarray:
     group's likelihood at an estimate from the data alone. Binomial: n_j p_j (1 - p_j) at
     p_j = (successes_j + 1/2) / (trials_j + 1) (the half-count keeps a 0-of-n group finite);
     known se: 1 / se_j^2; unknown sigma: n_j / s^2 with s^2 the pooled within-group variance
-    sum_j ss_j / sum_j (n_j - 1) (1 where no group has two observations)."""
+    sum_j ss_j / sum_j (n_j - 1). Where the data are not given (prior predictive draws) or say
+    nothing of the variance (no group of two, or every ss_j 0), p_j = 1/2 and s^2 = 1."""
+    real = jnp.result_type(float)  # float32, or float64 where x64 is on
     if "trials" in data:
-        n = jnp.asarray(data["trials"], jnp.float32)
-        p = (jnp.asarray(data["successes"], jnp.float32) + 0.5) / (n + 1.0)
+        n = jnp.asarray(data["trials"], real)
+        successes = data.get("successes")
+        p = (jnp.full_like(n, 0.5) if successes is None
+             else (jnp.asarray(successes, real) + 0.5) / (n + 1.0))
         return n * p * (1.0 - p)
     if "se" in data:
-        return 1.0 / jnp.asarray(data["se"], jnp.float32) ** 2
-    n = jnp.asarray(data["n"], jnp.float32)
+        return 1.0 / jnp.asarray(data["se"], real) ** 2
+    n = jnp.asarray(data["n"], real)
+    if data.get("ss") is None:
+        return n
     dof = jnp.sum(jnp.maximum(n - 1.0, 0.0))
-    ss = jnp.sum(jnp.where(n > 1, jnp.asarray(data["ss"], jnp.float32), 0.0))
-    s2 = jnp.where(dof > 0, ss / jnp.maximum(dof, 1.0), 1.0)
-    return n / jnp.maximum(s2, jnp.finfo(jnp.float32).tiny)
+    ss = jnp.sum(jnp.where(n > 1, jnp.asarray(data["ss"], real), 0.0))
+    return n / jnp.where((dof > 0) & (ss > 0), ss / jnp.maximum(dof, 1.0), 1.0)
 
 
 def observe(theta, data: dict, sigma_scale: float) -> None:

@@ -84,9 +84,13 @@ def simulate(name: str, seed: int, replicates, **params) -> tuple[dict, dict]:
     idx = np.arange(replicates) if np.ndim(replicates) == 0 else np.asarray(replicates)
     keys = replicate_keys(cell_key(seed, name, params), idx)
     floats = _float_params(module)
-    static = tuple(sorted((k, v) for k, v in params.items() if k not in floats))
+    static = tuple(sorted((k, (type(v), v)) for k, v in params.items() if k not in floats))
     dynamic = {k: np.float32(v) for k, v in params.items() if k in floats}
-    data, truth = _program(name, static)(keys, **dynamic)
+    try:
+        program = _program(name, static)
+    except TypeError:  # a parameter that cannot key the cache (a list): run it op by op
+        program = functools.partial(module.simulate, **{k: v for k, (_, v) in static})
+    data, truth = program(keys, **dynamic)
     return _to_numpy(data), _to_numpy(truth)
 
 
@@ -102,7 +106,7 @@ def _float_params(module: ModuleType) -> frozenset:
 def _program(name: str, static: tuple):
     """The scenario's simulation as one compiled program per (scenario, integer parameters):
     run op by op, its few dozen operations would each be compiled on their own."""
-    return jax.jit(functools.partial(load(name).simulate, **dict(static)))
+    return jax.jit(functools.partial(load(name).simulate, **{k: v for k, (_, v) in static}))
 
 
 def _canonical(value):

@@ -294,11 +294,17 @@ def test_sampler_error_intervals_resample_whole_fits():
     assert (got["z_mean_hi"] - got["z_mean_lo"]) / 2 > 2.5 * 1.959964 / np.sqrt(4000)
 
 
-def test_sampler_error_is_the_same_for_the_same_rows_and_empty_without_exact():
+def test_sampler_error_of_a_family_does_not_depend_on_the_others_and_is_empty_without_exact():
+    """A family's intervals are the same whether or not other priors' rows are in the table (a
+    report of more specs does not move them); no exact posterior, no rows."""
     from analysis.exact import sampler_error
 
-    rows = _exact_rows(np.random.default_rng(2).normal(size=(50, 3)), 50, 3)
-    pd.testing.assert_frame_equal(sampler_error(rows), sampler_error(rows))
+    rng = np.random.default_rng(2)
+    rows = _exact_rows(rng.normal(size=(50, 3)), 50, 3)
+    other = _exact_rows(rng.normal(size=(40, 2)), 40, 2).assign(prior="another")
+    alone = sampler_error(rows)
+    beside = sampler_error(pd.concat([other, rows], ignore_index=True))
+    pd.testing.assert_frame_equal(alone, beside[beside["prior"] == "p"].reset_index(drop=True))
     assert sampler_error(rows.assign(exact_mean=np.nan)).empty
 
 

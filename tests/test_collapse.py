@@ -210,6 +210,10 @@ def test_collapse_blocker_names_what_stops_each_form(monkeypatch, shift, observe
     monkeypatch.setattr(engine, "build_model", lambda spec, form: collapse.collapse(
         model, integrate_mu=form == "collapsed"))
     example = _gaussian("sufficient")
+    if observed:  # the probe program returns theta's location for the check: mu + shift
+        _, loc = engine._probe(engine.build_model("any", "collapsed"), example,
+                               (("sigma_scale", 5.0),), {})
+        np.testing.assert_allclose(np.asarray(loc), collapse.PROBE + shift, rtol=1e-6)
     spec = f"shifted_{shift}_{observed}"
     for form in ("collapsed", "collapsed_theta"):
         got = engine.collapse_blocker(spec, example, (("sigma_scale", 5.0),), {}, form)
@@ -233,6 +237,24 @@ def test_group_information_is_the_fisher_information_at_the_data_estimate():
     np.testing.assert_allclose(
         np.asarray(likelihood.information({"ybar": np.zeros(3), "n": n, "ss": ss})),
         n / ((4.0 + 8.0) / (2 + 4)), rtol=1e-6)
+    # data not given (prior predictive draws), or silent on the variance: p = 1/2, s^2 = 1
+    np.testing.assert_allclose(np.asarray(likelihood.information(
+        {"successes": None, "trials": np.array([4, 8])})), [1.0, 2.0])
+    np.testing.assert_allclose(np.asarray(likelihood.information(
+        {"ybar": np.zeros(2), "n": np.array([3, 5]), "ss": np.zeros(2)})), [3.0, 5.0])
+
+
+def test_partial_weights_stay_in_the_unit_interval_at_extremes():
+    """w = s^2 I / (s^2 I + 1): 1/2 at s^2 I = 1, and 0 or 1, never NaN, for a scale or an
+    information of 0, a float32 overflow or infinity (a horseshoe's half-Cauchy scales)."""
+    import numpyro.distributions as dist
+
+    info = jnp.array([1.0, 4.0, jnp.inf, 1e-30, 1.0], jnp.float32)
+    scale = jnp.array([1.0, 0.5, 1e-20, 1e30, jnp.inf], jnp.float32)
+    w = np.asarray(engine.partial_weights(dist.Normal(0.0, scale), info))
+    np.testing.assert_allclose(w[:2], [0.5, 0.5], rtol=1e-6)
+    assert np.all(np.isfinite(w)) and np.all((w >= 0) & (w <= 1))
+    assert w[2] == 1.0 and w[4] == 1.0
 
 
 @pytest.mark.parametrize("spec", ["hierarchical", "horseshoe", "hierarchical_t"])

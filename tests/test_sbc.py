@@ -3,12 +3,13 @@
 Each spec's own prior and likelihood generate the data (runs.sbc); the rank of every true value
 among 99 thinned posterior draws must be uniform. The test (analysis.sbc.check) is a chi-square on
 10 bins per tested estimand with a Bonferroni threshold alpha / k, alpha = 0.001: a correct spec
-fails with probability at most 0.001, so this file's ~11 checks raise a false alarm with
-probability below 1.1 % in all (and the seeds are fixed, so a pass stays a pass). A wrong prior is
-caught with p-values of 1e-40 to 1e-90 at this size (the last test).
+fails with probability at most 0.001, so this file's ~12 fast checks raise a false alarm with
+probability below 1.2 % in all (and the seeds are fixed, so a pass stays a pass). A wrong prior is
+caught with p-values of 1e-40 to 1e-90 at this size (the misscaled-prior test).
 
 Sizes: 100 data sets of J = 8 groups, 2 chains x (200 warmup + 250 draws): ~30 s a spec. The slow
-variant runs 400 data sets, 4 chains, both data forms (``make test-slow``).
+variant runs 400 data sets, 4 chains, every data form (known sigma, sufficient statistics,
+binomial; ``make test-slow``).
 """
 
 import numpy as np
