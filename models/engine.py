@@ -356,14 +356,6 @@ def _probe(model, example, static, dynamic):
     return names, traced.lower().compile()(example, dynamic)
 
 
-def numpyro_trace(model, kwargs):
-    """The sites of one run of ``model(**kwargs)`` (values from the prior)."""
-    from numpyro.handlers import seed, trace
-
-    with TRACE_LOCK:
-        return trace(seed(model, jax.random.key(0))).get_trace(**kwargs)
-
-
 def _require_trace_lock():
     """Called where a program traces a model: a trace outside ``TRACE_LOCK`` is an error here
     rather than a trace that another thread may corrupt."""

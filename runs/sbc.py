@@ -152,6 +152,7 @@ def run(cfg) -> None:
         if form not in FORMS:
             sys.exit(f"error: forms: {form!r} is not allowed; allowed: {', '.join(FORMS)}")
     configs = []
+    blocked = {}  # (prior name, form) -> why it cannot be calibrated
     for name in priors:
         try:
             configs.append(prior_config(name))
@@ -163,6 +164,8 @@ def run(cfg) -> None:
             reason = form_blocker(configs[-1]["spec"], form)
             if reason is not None and cfg.priors != "all":
                 sys.exit(f"error: forms: {form!r} is not allowed with prior {name!r}: {reason}")
+            if reason is not None:
+                blocked[name, form] = reason
     # the target acceptance the studies use (conf/inference/default.yaml: auto)
     inference = engine.Inference(chains=ints["chains"], warmup=ints["warmup"], draws=ints["draws"],
                                  target_accept="auto")
@@ -173,9 +176,9 @@ def run(cfg) -> None:
     out = Path(cfg.out)
     for prior in configs:
         for form in forms:
-            reason = form_blocker(prior["spec"], form)
-            if reason is not None:  # priors=all: the pairs that cannot be calibrated, named
-                print(f"not calibrated: {prior['name']} on {form}: {reason}", flush=True)
+            if (prior["name"], form) in blocked:  # priors=all: named, not calibrated
+                print(f"not calibrated: {prior['name']} on {form}: {blocked[prior['name'], form]}",
+                      flush=True)
                 continue
             table = calibrate(prior, form, replicates=ints["replicates"],
                               n_groups=ints["n_groups"], group_size=ints["group_size"],
