@@ -1,13 +1,13 @@
-"""The engine: fit one prior spec on every replicate data set of a cell in one compiled program.
+"""The engine: fit one prior spec on every replicate data set of a cell in two compiled programs.
 
 NUTS (``models.nuts``: NumPyro's algorithm and warmup, with chains that never wait for each
 other) runs ``chains`` chains on each of R data sets at once, ``jit``-compiled once per (spec,
 its non-numeric settings, parameterization, inference settings, data shapes): numeric
 hyperparameters and the data are arguments of the program, so every cell of the same shape
-reuses it. Draws never leave the program: they are reduced inside it to the posterior mean, sd,
-the quantiles that bound the central 50/80/90/95 % intervals, rank-normalized split R-hat and
-bulk ESS (``models.diagnostics``), and the counts of divergent transitions and of draws that hit
-the maximum tree depth.
+reuses it. Draws never reach Python: a second program (``_summaries``, compiled per the same
+key) reduces them to the posterior mean, sd, the quantiles that bound the central 50/80/90/95 %
+intervals, rank-normalized split R-hat and bulk ESS (``models.diagnostics``), and the counts of
+divergent transitions and of draws that hit the maximum tree depth.
 
 Replicates run in chunks whose size follows from a memory budget and a cap (``BATCH``), all of
 one size (the last one padded; the padding is not sampled) so that one compiled program serves
@@ -18,11 +18,19 @@ runs one data set's chains and takes the next data set when they have all ended.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import dataclasses
 import functools
+import hashlib
 import itertools
+import pathlib
 import threading
 from typing import NamedTuple
+
+try:
+    import fcntl
+except ImportError:  # Windows has none: programs compile there without the inter-process lock
+    fcntl = None
 
 import jax
 import jax.numpy as jnp
@@ -246,10 +254,11 @@ def fit(
             None if rank_against is None else {k: jnp.asarray(v)[index] for k, v in rank_against.items()},
             np.int32(stop - start),
         )
-        args = jax.device_put(args, device)
-        with TRACE_LOCK:  # traced (or found traced) under the lock, compiled and run without it
-            _program.trace(*args, **statics)
-        out = _program(*args, **statics)
+        keys_, data_, dynamic_, reference_, n_real = jax.device_put(args, device)
+        sampler_args = (keys_, data_, dynamic_, n_real)
+        draws = _compiled(_sampler, sampler_args, _STATIC, statics, device)(*sampler_args)
+        summary_args = (*draws, keys_, data_, dynamic_, reference_)
+        out = _compiled(_summaries, summary_args, _SUMMARY_STATIC, statics, device)(*summary_args)
         return jax.tree.map(lambda a: np.asarray(a)[: stop - start], out)
 
     starts = range(0, n_rep, chunk)
@@ -361,6 +370,60 @@ def _require_trace_lock():
     rather than a trace that another thread may corrupt."""
     if not TRACE_LOCK._is_owned():
         raise RuntimeError("a NumPyro model traced without models.engine.TRACE_LOCK held")
+
+
+_EXECUTABLES: dict = {}
+"""This process's compiled programs, by (program, static arguments, argument shapes, device)."""
+
+
+def _compiled(program, args, names, statics, device):
+    """``program`` compiled for ``args`` and the ``statics`` it takes (those in ``names``), once
+    per process: traced under ``TRACE_LOCK``, compiled without it.
+
+    Where a persistent compilation cache is set, the processes that share it compile a given
+    program one at a time (``_compile_lock``): a study's worker that meets a program another
+    worker is compiling waits and then loads it from the cache, rather than compiling it too
+    (two compiles of one program at once, on shared cores, each take about twice as long)."""
+    statics = {k: v for k, v in statics.items() if k in names}
+    shapes = tuple((np.shape(a), str(a.dtype if hasattr(a, "dtype") else np.result_type(a)))
+                   for a in jax.tree.leaves(args))
+    key = (program.__name__, tuple(sorted(statics.items())), str(jax.tree.structure(args)), shapes,
+           device.id)
+    compiled = _EXECUTABLES.get(key)
+    if compiled is None:
+        with TRACE_LOCK:
+            traced = program.trace(*args, **statics)
+        with _compile_lock(repr(key)):
+            compiled = traced.lower().compile()
+        _EXECUTABLES[key] = compiled
+    return compiled
+
+
+@contextlib.contextmanager
+def _compile_lock(name: str):
+    """An exclusive lock on a file named by ``name``'s hash beside the persistent compilation
+    cache's folder. None where there is no cache or no ``fcntl``, or where the folder takes no
+    lock (a read-only or lockless network file system): the program is then compiled unlocked,
+    as it would be without a shared cache."""
+    folder = jax.config.jax_compilation_cache_dir
+    handle = None
+    if folder and fcntl is not None:
+        folder = pathlib.Path(folder)
+        digest = hashlib.sha256(f"{jax.__version__} {name}".encode()).hexdigest()[:32]
+        try:
+            locks = folder.parent / f"{folder.name}-locks"
+            locks.mkdir(parents=True, exist_ok=True)
+            handle = open(locks / f"{digest}.lock", "a")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        except OSError:
+            if handle is not None:
+                handle.close()
+            handle = None
+    try:
+        yield
+    finally:
+        if handle is not None:
+            handle.close()  # closing the file releases its lock
 
 
 TRACE_LOCK = threading.RLock()
@@ -497,13 +560,20 @@ def build_model(spec: str, parameterization: str):
     return model
 
 
-_STATIC = ("spec", "static", "parameterization", "inference", "latent", "rank_draws", "lane_rows")
+_STATIC = ("spec", "static", "parameterization", "inference", "latent", "lane_rows")
+_SUMMARY_STATIC = ("spec", "static", "parameterization", "inference", "latent", "rank_draws")
+
+QUICK_COMPILE = {"xla_cpu_use_fusion_emitters": False}
+"""XLA options of the summary program: CPU code from XLA's older loop emitters, which compile its
+few hundred small kernels in about a third less time (a program's compile is mostly a cost per
+kernel) and run the summaries as fast. The sampler keeps XLA's defaults: with the older emitters
+its loop runs about a tenth slower."""
 
 
-def _program_body(
-    keys, data, dynamic, reference, n_real, *, spec, static, parameterization, inference, latent,
-    rank_draws, lane_rows,
-):
+def _sampler_body(keys, data, dynamic, n_real, *, spec, static, parameterization, inference,
+                  latent, lane_rows):
+    """The chains of every data set: kept draws z (R, C, N, d) on the flat unconstrained scale,
+    and each iteration's divergence and leapfrog count (R, C, N)."""
     _require_trace_lock()
     model = build_model(spec, parameterization)
     n_chains = inference.chains
@@ -525,7 +595,7 @@ def _program_body(
     # the sampler runs every chain of every data set at once, on (R, C, ...) arrays
     chain_keys = jax.vmap(lambda k: jax.random.split(k, n_chains))(keys)
     k_mcmc, z0 = jax.vmap(jax.vmap(start))(chain_keys)
-    unravel = ravel_pytree({name: jnp.zeros(shape) for name, shape in latent})[1]
+    unravel = _unravel(latent)
 
     def potential(flat, data_r):
         return potential_energy(model, (), {"data": data_r, **dynamic, **dict(static)}, unravel(flat))
@@ -539,11 +609,24 @@ def _program_body(
     seeds = jax.random.key_data(k_mcmc)
     if latent:
         trace = nuts.sample(value_and_grad, z0, seeds, settings, rows=lane_rows, n_real=n_real)
-        z, diverging, num_steps = trace  # (R, C, N, ...)
-    else:  # nothing left to sample (theta collapsed under a fixed prior and known errors)
-        shape = (keys.shape[0], n_chains, inference.draws)
-        z = jnp.zeros((*shape, 0))
-        diverging, num_steps = jnp.zeros(shape, bool), jnp.zeros(shape, jnp.int32)
+        return tuple(trace)
+    # nothing left to sample (theta collapsed under a fixed prior and known errors)
+    shape = (keys.shape[0], n_chains, inference.draws)
+    return jnp.zeros((*shape, 0)), jnp.zeros(shape, bool), jnp.zeros(shape, jnp.int32)
+
+
+def _unravel(latent):
+    return ravel_pytree({name: jnp.zeros(shape) for name, shape in latent})[1]
+
+
+def _summary_body(z, diverging, num_steps, keys, data, dynamic, reference, *, spec, static,
+                  parameterization, inference, latent, rank_draws):
+    """Each data set's summaries of its draws (``_sampler_body``'s): every site's, the
+    Rao–Blackwell ones of collapsed sites, counts of divergences, saturated trees and leapfrog
+    steps, SBC ranks against ``reference``, and R-hat and ESS of the sampled coordinates."""
+    _require_trace_lock()
+    model = build_model(spec, parameterization)
+    unravel = _unravel(latent)
     collapsed = parameterization in ("collapsed", "collapsed_theta")
     theta_keys = jax.vmap(lambda k: jax.random.fold_in(k, THETA_STREAM))(keys)
 
@@ -584,7 +667,8 @@ def _program_body(
     return jax.vmap(one_data_set)(z, diverging, num_steps, data, reference, theta_keys)
 
 
-_program = jax.jit(_program_body, static_argnames=_STATIC)
+_sampler = jax.jit(_sampler_body, static_argnames=_STATIC)
+_summaries = jax.jit(_summary_body, static_argnames=_SUMMARY_STATIC, compiler_options=QUICK_COMPILE)
 
 
 THETA_STREAM = 1

@@ -406,7 +406,7 @@ def sample(
     if init_radius is not None:
         z0 = finite_start(value_and_grad, z0, seeds, init_radius)
     # the first rows' gradients here; a later data set's when its lanes start it, in the lanes
-    # (so that every gradient is computed in one layout: see _program in models.engine)
+    # (so that every gradient is computed in one layout: see _sampler_body in models.engine)
     pe0, g0 = value_and_grad(z0[:rows], jnp.arange(rows))
     # the adaptation every chain starts with (NumPyro's init does not look at the position)
     if inverse_mass_matrix is not None:

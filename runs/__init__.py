@@ -14,9 +14,8 @@ JAX gets ``HIERBENCH_DEVICES`` CPU devices (default 1): a job splits its data se
 import logging
 import os
 
-os.environ.setdefault(
-    "XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
-)
+# (XLA stops reading XLA_FLAGS at the first word that is not a --flag: only flags here)
+os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
 # JAX reports at INFO level that it found no TPU: true on every machine this runs on, and noise.
 logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
 

@@ -4,6 +4,7 @@ waiting in the sampler's queue for a row of lanes, and the program is compiled o
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import jax
@@ -107,11 +108,11 @@ def test_sites_and_shapes():
 
 
 def test_compiled_once_per_shape():
-    before = engine._program._cache_size()
+    before = len(engine._EXECUTABLES)
     for tau in (0.5, 2.0):  # another cell of the same shape and another numeric hyperparameter
         data, keys = _data(3)
         engine.fit("hierarchical", data, keys, {**HYPER, "tau_scale": tau}, inference=INFERENCE)
-    assert engine._program._cache_size() - before <= 1
+    assert len(engine._EXECUTABLES) - before <= 2  # the sampler and the summaries
 
 
 def _prior_configs():
@@ -169,7 +170,9 @@ def test_a_fit_and_an_exact_posterior_traced_in_two_threads_at_once():
     from models import exact
 
     data, keys = _data(3)
-    engine._program.clear_cache()
+    engine._EXECUTABLES.clear()
+    engine._sampler.clear_cache()
+    engine._summaries.clear_cache()
     exact._functions.cache_clear()
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         moments = pool.submit(exact.moments, "hierarchical", HYPER, data)
@@ -207,3 +210,40 @@ def test_target_accept_auto_follows_what_the_sampler_moves():
         assert engine.settings(spec, form, data, hyper, auto).target_accept == want, (spec, form)
         assert engine.settings(spec, form, data, hyper, given).target_accept == 0.9
     assert engine.settings("james_stein", "none", data, {}, auto).target_accept == scalar
+
+
+def test_processes_sharing_a_compilation_cache_compile_a_program_one_at_a_time(tmp_path):
+    """``engine._compile_lock``: a process that asks for the lock of a program another process
+    is compiling waits until that one is done (then it finds the program in the shared cache);
+    another program's lock does not wait."""
+    cache = tmp_path / "jax"
+    holder = (
+        "import sys, time; from pathlib import Path; import jax; from models import engine\n"
+        "jax.config.update('jax_compilation_cache_dir', sys.argv[1])\n"
+        "with engine._compile_lock('program A'):\n"
+        "    Path(sys.argv[2]).touch(); time.sleep(2.0)\n"
+        "    Path(sys.argv[3]).write_text(repr(time.time()))\n"
+    )
+    held, released = tmp_path / "held", tmp_path / "released"
+    proc = subprocess.Popen([sys.executable, "-c", holder, str(cache), str(held), str(released)],
+                            cwd=Path(__file__).parents[1])
+    try:
+        for _ in range(600):  # the other process starts (imports JAX) and takes the lock
+            if held.exists() or proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        assert held.exists(), "the lock holder did not start"
+        previous = jax.config.jax_compilation_cache_dir
+        jax.config.update("jax_compilation_cache_dir", str(cache))
+        try:
+            with engine._compile_lock("program B"):  # another program: no wait
+                assert not released.exists()
+            with engine._compile_lock("program A"):
+                got = time.time()
+                assert released.exists()
+        finally:
+            jax.config.update("jax_compilation_cache_dir", previous)
+        assert got >= float(released.read_text())
+    finally:
+        proc.wait(timeout=60)
+    assert proc.returncode == 0
