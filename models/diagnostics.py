@@ -215,7 +215,7 @@ def summary(x, quantiles):
     upper = (x <= quantile_sorted(ordered_all, 0.95)).astype(x.dtype)
     squared = (x - x.mean()) ** 2
     # the five ESS in one batched call: one copy of its FFTs and Geyer's sequences in the
-    # compiled program instead of five (a fifth of the summary's compile), the same numbers
+    # compiled program instead of five (fewer kernels to compile), the same numbers
     series = jnp.stack([z, *(split_chains(s) for s in (lower, upper, squared, x))])
     ess_z, ess_lower, ess_upper, ess_squared, ess_x = jax.vmap(ess)(series)
     qs = jnp.stack([quantile_sorted(ordered_all, q) for q in quantiles])

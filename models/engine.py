@@ -402,8 +402,8 @@ def _compiled(program, args, names, statics, device):
 @contextlib.contextmanager
 def _compile_lock(name: str):
     """An exclusive lock on a file named by ``name``'s hash beside the persistent compilation
-    cache's folder. None where there is no cache or no ``fcntl``, or where the folder takes no
-    lock (a read-only or lockless network file system): the program is then compiled unlocked,
+    cache's folder. No lock where there is no cache or no ``fcntl``, or where the folder takes
+    none (a read-only or lockless network file system): the program is then compiled unlocked,
     as it would be without a shared cache."""
     folder = jax.config.jax_compilation_cache_dir
     handle = None

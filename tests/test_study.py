@@ -137,3 +137,18 @@ def test_real_multirun_then_figures(tmp_path):
     # one row per job and estimand family: theta, mu and sigma for all, tau where a spec has it
     assert (summary.groupby("param")["config_hash"].nunique()["theta"]) == len(files)
     assert (tmp_path / "tiny" / "analysis" / "coverage_curves.parquet").exists()
+
+
+def test_the_sweeper_composes_again_only_the_jobs_the_preflight_did_not_check(monkeypatch):
+    """Hydra's basic sweeper composes each batch's configs before launching it; the preflight
+    has composed and checked them already, so a batch of checked jobs is not composed twice,
+    and a batch with any other job still is."""
+    from runs import study
+
+    composed = []
+    validate = study._skip_checked(lambda sweeper, batch: composed.append(list(batch)))
+    monkeypatch.setattr(study, "_CHECKED", {("prior=flat", "seed=1"), ("prior=flat", "seed=2")})
+    validate(None, [["prior=flat", "seed=1"], ["prior=flat", "seed=2"]])
+    assert composed == []
+    validate(None, [["prior=flat", "seed=1"], ["prior=flat", "seed=3"]])
+    assert composed == [[["prior=flat", "seed=1"], ["prior=flat", "seed=3"]]]
