@@ -402,12 +402,13 @@ def _compiled(program, args, names, statics, device):
 @contextlib.contextmanager
 def _compile_lock(name: str):
     """An exclusive lock on a file named by ``name``'s hash beside the persistent compilation
-    cache's folder. No lock where there is no cache or no ``fcntl``, or where the folder takes
-    none (a read-only or lockless network file system): the program is then compiled unlocked,
-    as it would be without a shared cache."""
+    cache's folder. No lock where there is no cache, no ``fcntl`` or a cache that is not a local
+    folder (``gs://...``), or where the folder takes none (read-only, or a network file system
+    without locks): the program is then compiled unlocked, as it would be without a shared
+    cache."""
     folder = jax.config.jax_compilation_cache_dir
     handle = None
-    if folder and fcntl is not None:
+    if folder and "://" not in str(folder) and fcntl is not None:  # a local folder only
         folder = pathlib.Path(folder)
         digest = hashlib.sha256(f"{jax.__version__} {name}".encode()).hexdigest()[:32]
         try:
