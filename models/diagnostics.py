@@ -179,7 +179,11 @@ def _mcse_sd(squared, ess_squared):
 def mcse_mean(x):
     """Monte Carlo standard error of the posterior mean, ArviZ's ``mcse(method="mean")``: the
     sd over the ESS of the split chains (not rank-normalized)."""
-    return x.std(ddof=1) / jnp.sqrt(ess(split_chains(x)))
+    return _mcse_mean(x, ess(split_chains(x)))
+
+
+def _mcse_mean(x, ess_x):
+    return x.std(ddof=1) / jnp.sqrt(ess_x)
 
 
 def ess_tail(x):
@@ -220,4 +224,4 @@ def summary(x, quantiles):
     ess_z, ess_lower, ess_upper, ess_squared, ess_x = jax.vmap(ess)(series)
     qs = jnp.stack([quantile_sorted(ordered_all, q) for q in quantiles])
     return (x.mean(), x.std(ddof=1), qs, rhat, ess_z, _mcse_sd(squared, ess_squared),
-            x.std(ddof=1) / jnp.sqrt(ess_x), jnp.minimum(ess_lower, ess_upper))
+            _mcse_mean(x, ess_x), jnp.minimum(ess_lower, ess_upper))
