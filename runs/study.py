@@ -22,6 +22,7 @@ submitit): the launcher carries the callback to the processes that run the jobs.
 
 from __future__ import annotations
 
+import gc
 import logging
 import sys
 import time
@@ -54,7 +55,20 @@ def run_job(cfg: DictConfig) -> bool:
     except job.WriteError as err:
         log.error("%s", err)
         return False
+    finally:
+        settle_garbage()
     return True
+
+
+def settle_garbage() -> None:
+    """Collect the job's cyclic garbage, then freeze what is left (``gc.freeze``): the
+    process's long-lived objects (modules, traced and compiled programs, caches: some 400,000
+    objects after a few NUTS jobs) are not walked again by later collections. A joblib worker
+    runs a full collection after every job that takes more than a second (loky's check for
+    leaks, without psutil), which walked them all after every job: 0.16-0.26 s a job. With
+    them frozen, a collection walks only what the jobs since the last freeze made (0-15 ms)."""
+    gc.collect()
+    gc.freeze()
 
 
 def _single_run() -> bool:
