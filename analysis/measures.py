@@ -257,8 +257,8 @@ def _paired(job: tuple, ref: tuple) -> dict:
     return out
 
 
-NOT_CELL = ("prior", "method", "fit_parameterization", "fit_target_accept", "config_hash",
-            "code_version", "package_versions")
+NOT_CELL = ("prior", "method", "fit_parameterization", "fit_target_accept", "fit_groups",
+            "config_hash", "code_version", "package_versions")
 """Identity columns that tell specs apart within a cell (with every ``prior_*`` column)."""
 
 

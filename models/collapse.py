@@ -150,16 +150,21 @@ def marginal_and_conditional(theta: Collapsed, estimate, noise_var):
 
     ``estimate`` (J,) is ybar_j or y_j, ``noise_var`` (J,) its variance given theta_j (e_j). A
     group with an infinite prior variance adds nothing to the marginal (the integral of its
-    likelihood over theta_j is 1) and has m_j = estimate_j, v_j = e_j. Written with the
-    shrinkage weight B_j = e_j / (s_j^2 + e_j), so that s_j -> 0 (theta_j = loc_j) is exact too.
+    likelihood over theta_j is 1) and has m_j = estimate_j, v_j = e_j. A group without data
+    (e_j = inf: n_j = 0, or an infinite standard error; ``models.padding``) adds nothing either,
+    and keeps its prior: m_j = loc_j, v_j = s_j^2. Written with the shrinkage weight
+    B_j = e_j / (s_j^2 + e_j), so that s_j -> 0 (theta_j = loc_j) is exact too.
     """
     flat = jnp.isinf(theta.var)
+    empty = jnp.isinf(noise_var)
     prior_var = jnp.where(flat, 1.0, theta.var)  # a finite stand-in; the flat case is masked
-    total = prior_var + noise_var
+    noise = jnp.where(empty, 1.0, noise_var)  # likewise for a group without data
+    total = prior_var + noise
     log_marginal = jnp.where(
-        flat, 0.0, -0.5 * jnp.log(total) - 0.5 * (estimate - theta.loc) ** 2 / total
+        flat | empty, 0.0, -0.5 * jnp.log(total) - 0.5 * (estimate - theta.loc) ** 2 / total
     )
-    weight = jnp.where(flat, 0.0, noise_var / total)  # B_j, the weight of the prior mean
+    # B_j, the weight of the prior mean
+    weight = jnp.where(flat, 0.0, jnp.where(empty, 1.0, noise / total))
     mean = estimate - weight * (estimate - theta.loc)
     var = jnp.where(flat, noise_var, prior_var * weight)
     return log_marginal.sum(), mean, var
@@ -175,22 +180,26 @@ def integrate_mu(theta: Collapsed, estimate, noise_var):
         log p(estimate | rest) = -1/2 sum_j log t_j - 1/2 log A - 1/2 log P
                                  - 1/2 (sum_j (estimate_j - mu_hat)^2 / t_j + (a - mu_hat)^2 / A)
 
-    (A = inf: a flat mu, whose terms in A drop out). Given mu, theta_j ~ N(m_j(mu), v_j) with
+    (A = inf: a flat mu, whose terms in A drop out; e_j = inf: a group without data, whose
+    terms drop out, with B_j = 1). Given mu, theta_j ~ N(m_j(mu), v_j) with
     m_j(mu) = estimate_j - B_j (estimate_j - mu), B_j = e_j / t_j (``marginal_and_conditional``).
     """
-    total = theta.var + noise_var
+    empty = jnp.isinf(noise_var)  # a group without data: its terms drop out, and B_j = 1
+    total = jnp.where(empty, 1.0, theta.var + noise_var)  # a finite stand-in where empty
     flat_mu = jnp.isinf(theta.mu_var)
     prior_precision = jnp.where(flat_mu, 0.0, 1.0 / jnp.where(flat_mu, 1.0, theta.mu_var))
-    precision = prior_precision + jnp.sum(1.0 / total)
-    mu_hat = (prior_precision * theta.mu_loc + jnp.sum(estimate / total)) / precision
-    quadratic = jnp.sum((estimate - mu_hat) ** 2 / total) + prior_precision * (
-        theta.mu_loc - mu_hat
-    ) ** 2
+    precision = prior_precision + jnp.sum(jnp.where(empty, 0.0, 1.0 / total))
+    mu_hat = (prior_precision * theta.mu_loc
+              + jnp.sum(jnp.where(empty, 0.0, estimate / total))) / precision
+    quadratic = jnp.sum(jnp.where(empty, 0.0, (estimate - mu_hat) ** 2 / total)) + (
+        prior_precision * (theta.mu_loc - mu_hat) ** 2
+    )
     log_prior_var = jnp.where(flat_mu, 0.0, jnp.log(jnp.where(flat_mu, 1.0, theta.mu_var)))
     log_marginal = -0.5 * (
-        jnp.sum(jnp.log(total)) + log_prior_var + jnp.log(precision) + quadratic
+        jnp.sum(jnp.where(empty, 0.0, jnp.log(total))) + log_prior_var + jnp.log(precision)
+        + quadratic
     )
-    shrink = noise_var / total
+    shrink = jnp.where(empty, 1.0, jnp.where(empty, 1.0, noise_var) / total)  # B_j
     theta_at_mu = theta._replace(loc=jnp.broadcast_to(mu_hat, estimate.shape))
     _, mean, var = marginal_and_conditional(theta_at_mu, estimate, noise_var)
     return log_marginal, mean, var, shrink, mu_hat, 1.0 / precision

@@ -42,9 +42,9 @@ from numpyro.infer.reparam import LocScaleReparam
 from numpyro.infer.util import constrain_fn, initialize_model, potential_energy
 
 import models
-from models import collapse, diagnostics, likelihood, nuts
+from models import collapse, diagnostics, likelihood, nuts, padding
 
-RESULTS_VERSION = 9
+RESULTS_VERSION = 10
 """Part of every job's identity: bump it with any change to sim/ or models/ that changes what a
 fit returns, so old result files are recomputed rather than mixed with new ones."""
 
@@ -174,6 +174,7 @@ def fit(
     rank_against: dict | None = None,
     rank_draws: int = 99,
     devices: int = 1,
+    pad_groups: int | None = None,
 ) -> FitSummary:
     """Fit prior spec ``spec`` on every data set of ``data`` (arrays with leading axis R).
 
@@ -197,6 +198,11 @@ def fit(
     posterior draws spread evenly over the kept draws of all chains (thinned, so that they are
     close to independent): the statistic of simulation-based calibration (Talts et al. 2018).
 
+    ``pad_groups`` (a number of groups, at least J) runs the sampler on the data padded with
+    groups without data up to that number, where none of the sampler's coordinates grows with J
+    (``models.padding``): every J up to it then shares one sampler program. The fit is the same
+    but for float rounding; the summaries are of the real groups.
+
     A spec that cannot be fitted on some data sets says why in ``unsupported(data)`` (one data
     set; a reason, or None): those data sets are not fitted, their summaries are NaN and
     ``FitSummary.skipped`` holds the reason.
@@ -214,7 +220,7 @@ def fit(
                 memory_budget_bytes=memory_budget_bytes, max_batch=max_batch, lane_rows=lane_rows,
                 rank_against=None if rank_against is None
                 else {k: np.asarray(v)[kept] for k, v in rank_against.items()},
-                rank_draws=rank_draws, devices=devices,
+                rank_draws=rank_draws, devices=devices, pad_groups=pad_groups,
             )
         else:  # cheap: compute on every data set and blank the skipped ones
             from models import closed_form
@@ -232,6 +238,7 @@ def fit(
     inference = dataclasses.replace(
         inference, target_accept=resolved_target_accept(inference.target_accept, latent))
     n_latent = draws_width(latent, parameterization, _first(data))
+    sampled = _padded(spec, static, parameterization, data, dynamic, latent, pad_groups)
     n_devices = max(1, min(devices, len(jax.local_devices()), n_rep))
     # the devices' chunks are in memory at once: each gets its share of the budget
     budget = memory_budget_bytes / n_devices
@@ -250,12 +257,14 @@ def fit(
         args = (
             keys[index],
             {k: v[index] for k, v in data.items()},
+            None if sampled is data else {k: v[index] for k, v in sampled.items()},
             dynamic,
             None if rank_against is None else {k: jnp.asarray(v)[index] for k, v in rank_against.items()},
             np.int32(stop - start),
         )
-        keys_, data_, dynamic_, reference_, n_real = jax.device_put(args, device)
-        sampler_args = (keys_, data_, dynamic_, n_real)
+        keys_, data_, sampled_, dynamic_, reference_, n_real = jax.device_put(args, device)
+        # the sampler's data may be padded (``pad_groups``); the summaries get the real groups
+        sampler_args = (keys_, data_ if sampled_ is None else sampled_, dynamic_, n_real)
         draws = _compiled(_sampler, sampler_args, _STATIC, statics, device)(*sampler_args)
         summary_args = (*draws, keys_, data_, dynamic_, reference_)
         out = _compiled(_summaries, summary_args, _SUMMARY_STATIC, statics, device)(*summary_args)
@@ -279,6 +288,21 @@ def fit(
         sampled_rhat=sampled_rhat,
         sampled_ess=sampled_ess,
     )
+
+
+def sampler_groups(spec: str, parameterization: str, data: dict, hyper: dict,
+                   pad_groups: int | None) -> int:
+    """The number of groups ``fit`` runs the sampler on for ``data`` (a batch) and
+    ``pad_groups``: ``pad_groups`` where it pads the data (``models.padding``), else J."""
+    data = {k: np.asarray(v) for k, v in data.items()}
+    real = likelihood.n_groups(_first(data))
+    if method(spec) == "closed_form":
+        return real
+    static, dynamic = _split_hyper(hyper)
+    fit_form = form(spec, parameterization, data, hyper)
+    latent = _latent_shapes(spec, static, fit_form, _first(data), dynamic)
+    sampled = _padded(spec, static, fit_form, data, dynamic, latent, pad_groups)
+    return likelihood.n_groups(_first(sampled))
 
 
 def form(spec: str, parameterization: str, data: dict, hyper: dict) -> str:
@@ -769,6 +793,20 @@ def _latent_shapes(spec, static, parameterization, example, dynamic):
             shapes = jax.eval_shape(unconstrained)
         _LATENT_CACHE[cache_key] = tuple((name, tuple(shapes[name].shape)) for name in sorted(shapes))
     return _LATENT_CACHE[cache_key]
+
+
+def _padded(spec, static, parameterization, data, dynamic, latent, pad_groups):
+    """The data the sampler runs on: ``data`` padded to ``pad_groups`` groups where that is more
+    than J, the data's form allows it and the model's latent values are the same for the padded
+    data (``latent`` for the real; ``models.padding``); else ``data`` itself."""
+    if pad_groups is None or not padding.paddable(data):
+        return data
+    if pad_groups <= likelihood.n_groups(_first(data)):
+        return data
+    padded = padding.pad(data, int(pad_groups))
+    if _latent_shapes(spec, static, parameterization, _first(padded), dynamic) != latent:
+        return data  # a coordinate per group: it runs at its own J
+    return padded
 
 
 def draws_width(latent, parameterization: str, example: dict) -> int:

@@ -15,9 +15,10 @@ Three data forms (the batch contract between ``sim`` and ``models``):
 
       -(J + sum_j (n_j - 1)) log sigma - (sum_j n_j (ybar_j - theta_j)^2 + sum_j ss_j) / (2 sigma^2)
 
-  (the sums over (n_j - 1) and ss_j over groups of two or more). A sampler sees the same posterior
-  (a potential energy is defined up to a constant), and a gradient does not evaluate the
-  data's constants at every leapfrog step. An ``ss_j`` of 0 in a group of two or more is
+  (J: the groups with data; the sums over (n_j - 1) and ss_j over groups of two or more; a group
+  with n_j = 0 has no data and adds nothing, which ``models.padding`` uses). A sampler sees the
+  same posterior (a potential energy is defined up to a constant), and a gradient does not
+  evaluate the data's constants at every leapfrog step. An ``ss_j`` of 0 in a group of two or more is
   allowed too.
 
 * known sigma_j (the eight-schools form): ``y`` (estimate) and ``se`` (its standard error),
@@ -104,7 +105,9 @@ def observe(theta, data: dict, sigma_scale: float) -> None:
     n = data["n"]
     informative = n > 1
     if data.get("ybar") is not None and data.get("ss") is not None:
-        df = n_groups(data) + jnp.sum(jnp.where(informative, n - 1, 0))
+        # a group of n_j >= 1 adds one degree of freedom for its ybar_j; a group without data
+        # (n_j = 0: ``models.padding``) adds none, and n_j (ybar_j - theta_j)^2 = 0
+        df = jnp.sum(n > 0) + jnp.sum(jnp.where(informative, n - 1, 0))
         squares = jnp.sum(n * (data["ybar"] - theta) ** 2) + jnp.sum(
             jnp.where(informative, data["ss"], 0.0)
         )
@@ -136,7 +139,11 @@ def _observe_collapsed(theta: Collapsed, data: dict, sigma_scale: float) -> None
     sigma = numpyro.sample("sigma", dist.HalfNormal(sigma_scale))
     n = data["n"]
     informative = n > 1
-    log_marginal = condition(theta, data["ybar"], sigma**2 / n)
+    # sigma^2 / n_j, infinite for a group without data (n_j = 0: see ``models.collapse``),
+    # written so that its gradient is 0 there rather than 0 / 0
+    observed = n > 0
+    noise_var = jnp.where(observed, sigma**2 / jnp.where(observed, n, 1), jnp.inf)
+    log_marginal = condition(theta, data["ybar"], noise_var)
     within_df = jnp.sum(jnp.where(informative, n - 1, 0))
     within_ss = jnp.sum(jnp.where(informative, data["ss"], 0.0))
     numpyro.factor(

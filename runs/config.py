@@ -415,11 +415,13 @@ def identity(cfg: DictConfig) -> dict:
     }
 
 
-def fit_columns(cfg: DictConfig, hyper: dict, fit_form: str, inference: Inference) -> dict:
+def fit_columns(cfg: DictConfig, hyper: dict, fit_form: str, inference: Inference,
+                fit_groups: int) -> dict:
     """The identity columns of a fit's rows that name its prior and sampler (``runs.job`` and
     ``runs.fit`` put the cell's or the data set's columns before them); ``fit_form`` is the
     parameterization the fits ran (``models.engine.form``: ``auto`` resolved), ``inference``
-    the settings they ran (``models.engine.settings``: ``target_accept="auto"`` resolved)."""
+    the settings they ran (``models.engine.settings``: ``target_accept="auto"`` resolved),
+    ``fit_groups`` the number of groups the sampler ran (``models.engine.sampler_groups``)."""
     return {
         "prior": cfg.prior.name,
         "prior_spec": cfg.prior.spec,
@@ -427,6 +429,7 @@ def fit_columns(cfg: DictConfig, hyper: dict, fit_form: str, inference: Inferenc
         "prior_parameterization": cfg.prior.parameterization,
         "fit_parameterization": fit_form,
         "fit_target_accept": float(inference.target_accept),
+        "fit_groups": int(fit_groups),
         **{f"prior_{k}": v for k, v in hyper.items()},
         **OmegaConf.to_container(cfg.inference),
         "seed": int(cfg.seed),

@@ -79,7 +79,10 @@ def run(cfg: DictConfig) -> tuple[Path, pd.DataFrame]:
     mismatched = getattr(models.load(cfg.prior.spec), "NOT_SCENARIO_ESTIMANDS", ())
     truth = {k: np.asarray(v)[None] for k, v in ds.truth.items() if k not in mismatched}
     identity_cols = {
-        **dataset_identity(cfg, ds), **config.fit_columns(cfg, hyper, fit_form, inference)
+        **dataset_identity(cfg, ds),
+        **config.fit_columns(cfg, hyper, fit_form, inference,
+                             engine.sampler_groups(cfg.prior.spec, cfg.prior.parameterization,
+                                                   ds.batch(), hyper, None)),
     }
     table = store.rows(
         fit, truth, np.array([0]), identity_cols, raw=closed_form.raw_estimates(ds.batch()),

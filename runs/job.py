@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -209,13 +210,35 @@ def _numbers(values: dict) -> str:
     return ", ".join(f"{k} {v:.4g}" for k, v in values.items())
 
 
-def compute(cfg: DictConfig, replicates: np.ndarray) -> pd.DataFrame:
+PAD_ENV = "HIERBENCH_PAD_GROUPS"
+"""The number of groups a job's sampler pads its data to (``models.padding``: only where no
+coordinate of the sampler grows with J), so that the jobs of one spec at different J share one
+sampler program. The study's preflight sets it to the largest J of the sweep (``runs.study``),
+and its workers inherit it; unset, every job runs at its own J. The value a job ran is the
+result column ``fit_groups``."""
+
+
+def pad_groups() -> int | None:
+    """``HIERBENCH_PAD_GROUPS`` as an int, or None where it is unset or empty."""
+    value = os.environ.get(PAD_ENV, "").strip()
+    if not value:
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise config.ConfigError(f"{PAD_ENV}={value!r}: expected a positive integer or nothing")
+    return int(value)
+
+
+def compute(cfg: DictConfig, replicates: np.ndarray, fit_groups: int | None = None) -> pd.DataFrame:
     """The result rows (without provenance) of replicates ``replicates`` of job ``cfg``.
 
     A replicate's data and sampler key depend only on (seed, scenario, its parameters, the
     replicate index), and the engine fits each data set on its own key, so the rows of replicate
-    r are the same whether it is computed alone or with the others.
+    r are the same whether it is computed alone or with the others. The sampler pads the data to
+    ``fit_groups`` groups where it can (default: ``pad_groups()``; ``runs.replay`` gives the
+    stored rows' ``fit_groups``).
     """
+    if fit_groups is None:
+        fit_groups = pad_groups()
     replicates = np.asarray(replicates)
     params = config.scenario_params(cfg)
     data, truth = sim.simulate(cfg.scenario.name, cfg.seed, replicates, **params)
@@ -248,6 +271,7 @@ def compute(cfg: DictConfig, replicates: np.ndarray) -> pd.DataFrame:
             rank_against={k: v[index] for k, v in reference.items()},
             rank_draws=inference.chains * inference.draws,
             devices=threads.job_devices(),
+            pad_groups=fit_groups,
         )
 
     # the form the fits run (``auto`` resolved); a form that cannot apply stops the job here
@@ -265,7 +289,8 @@ def compute(cfg: DictConfig, replicates: np.ndarray) -> pd.DataFrame:
         "study": cfg.study,
         "scenario": cfg.scenario.name,
         **params,
-        **config.fit_columns(cfg, hyper, fit_form, inference),
+        **config.fit_columns(cfg, hyper, fit_form, inference, engine.sampler_groups(
+            cfg.prior.spec, cfg.prior.parameterization, data, hyper, fit_groups)),
         # fixed (a given count) or auto (runs.auto); the auto_* columns follow it
         "replicates_mode": "auto" if cfg.get("replicates") == "auto" else "fixed",
     }

@@ -119,7 +119,10 @@ def replay(path, replicate: int, overrides: list[str] = ()) -> tuple[pd.DataFram
     config.validate(cfg, writable=False)
     job.use_compilation_cache(None)
     stored = table[table["replicate"] == replicate].reset_index(drop=True)
-    replayed = job.compute(cfg, np.array([replicate])).reset_index(drop=True)
+    # the sampler runs on as many groups as it ran in the job (``fit_groups``: padded where the
+    # job's study padded it, ``models.padding``), which its rounding depends on
+    fit_groups = int(stored["fit_groups"].iloc[0])
+    replayed = job.compute(cfg, np.array([replicate]), fit_groups).reset_index(drop=True)
     return stored, replayed
 
 

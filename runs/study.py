@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -311,6 +312,7 @@ class Preflight(Callback):
             log.info("preflight: every job of the sweep is done; nothing to run")
             sys.exit(0)
         share_cores(config, n - self.plan.done_before)
+        share_programs([cfg for _, cfg in jobs])
 
     def on_job_end(self, config: DictConfig, job_return, **kwargs) -> None:
         if self.plan is not None:
@@ -353,6 +355,17 @@ def share_cores(cfg: DictConfig, to_run: int) -> None:
     devices = threads.job_devices()
     log.info("preflight: %d worker process%s, each job on %d CPU device%s", workers,
              "es" if workers > 1 else "", devices, "s" if devices > 1 else "")
+
+
+def share_programs(jobs: list[DictConfig]) -> None:
+    """Pad every job's groups to the largest J of the sweep (``runs.job.PAD_ENV``, inherited by
+    the workers; ``models.padding``): the jobs of a spec whose sampler moves no value per group
+    (theta integrated out) then share one sampler program whatever their J, one compile instead
+    of one per J. An ``HIERBENCH_PAD_GROUPS`` already set (empty: no padding) is kept."""
+    groups = [c.scenario.get("n_groups") for c in jobs]
+    groups = [g for g in groups if isinstance(g, int)]
+    if groups and job.PAD_ENV not in os.environ:
+        os.environ[job.PAD_ENV] = str(max(groups))
 
 
 def _check_one(cfg: DictConfig) -> None:

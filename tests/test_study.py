@@ -17,7 +17,7 @@ from tests.helpers import compose_study
 DOCUMENTED = [
     "study", "scenario", "n_groups", "group_size", "tau", "sigma", "mu",
     "prior", "prior_spec", "method", "prior_parameterization", "fit_parameterization",
-    "fit_target_accept",
+    "fit_target_accept", "fit_groups",
     "prior_mu_family", "prior_mu_loc",
     "prior_mu_scale", "prior_tau_family", "prior_tau_scale", "prior_tau_df", "prior_sigma_scale",
     "chains", "warmup", "draws", "target_accept", "max_tree_depth", "seed", "replicates_mode",
