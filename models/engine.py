@@ -1,13 +1,15 @@
-"""The engine: fit one prior spec on every replicate data set of a cell in two compiled programs.
+"""The engine: fit one prior spec on every replicate data set of a cell in compiled programs.
 
 NUTS (``models.nuts``: NumPyro's algorithm and warmup, with chains that never wait for each
 other) runs ``chains`` chains on each of R data sets at once, ``jit``-compiled once per (spec,
 its non-numeric settings, parameterization, inference settings, data shapes): numeric
 hyperparameters and the data are arguments of the program, so every cell of the same shape
-reuses it. Draws never reach Python: a second program (``_summaries``, compiled per the same
-key) reduces them to the posterior mean, sd, the quantiles that bound the central 50/80/90/95 %
-intervals, rank-normalized split R-hat and bulk ESS (``models.diagnostics``), and the counts of
-divergent transitions and of draws that hit the maximum tree depth.
+reuses it. A second program (``_summaries``, compiled per the same key) turns the draws into
+every site's draws, as rows of (chains x draws) series, and counts divergent transitions and
+draws that hit the maximum tree depth; two small programs compiled once for every spec and
+shape (``_series``, ``_conditional``) reduce blocks of those series to the posterior mean, sd,
+the quantiles that bound the central 50/80/90/95 % intervals, rank-normalized split R-hat,
+bulk and tail ESS and Monte Carlo errors (``models.diagnostics``).
 
 Replicates run in chunks whose size follows from a memory budget and a cap (``BATCH``), all of
 one size (the last one padded; the padding is not sampled) so that one compiled program serves
@@ -268,7 +270,7 @@ def fit(
         draws = _compiled(_sampler, sampler_args, _STATIC, statics, device)(*sampler_args)
         summary_args = (*draws, keys_, data_, dynamic_, reference_)
         out = _compiled(_summaries, summary_args, _SUMMARY_STATIC, statics, device)(*summary_args)
-        return jax.tree.map(lambda a: np.asarray(a)[: stop - start], out)
+        return jax.tree.map(lambda a: a[: stop - start], _summarized(out, device))
 
     starts = range(0, n_rep, chunk)
     devices_ = jax.local_devices()[:n_devices]
@@ -648,9 +650,12 @@ def _unravel(latent):
 
 def _summary_body(z, diverging, num_steps, keys, data, dynamic, reference, *, spec, static,
                   parameterization, inference, latent, rank_draws):
-    """Each data set's summaries of its draws (``_sampler_body``'s): every site's, the
-    Rao–Blackwell ones of collapsed sites, counts of divergences, saturated trees and leapfrog
-    steps, SBC ranks against ``reference``, and R-hat and ESS of the sampled coordinates."""
+    """What each data set's summaries are computed from (``_summarized``), from its draws
+    (``_sampler_body``'s): every site's draws and the sampled coordinates z as rows of one
+    array of (C, N) series, padded to whole blocks of ``SERIES_BLOCK`` rows, with {site: (R, P)
+    row numbers}; likewise the conditional means of collapsed sites, with their average
+    conditional variances {site: (R, P)} (their Rao–Blackwell summaries); counts of divergences,
+    saturated trees and leapfrog steps; and SBC ranks against ``reference``."""
     _require_trace_lock()
     model = build_model(spec, parameterization)
     unravel = _unravel(latent)
@@ -665,20 +670,15 @@ def _summary_body(z, diverging, num_steps, keys, data, dynamic, reference, *, sp
         if collapsed:
             draws, conditional = _exact_draws(values, theta_key)
             values.update(draws)
-        # every site's draws and the sampled coordinates z summarized in one call, side by side
-        # on the parameter axis: one set of sort and FFT kernels to compile rather than one per
-        # site
-        names = [name for name in ESTIMANDS if name in values]
-        columns = [values[name].reshape(*values[name].shape[:2], -1) for name in names] + [z]
-        summary = _summarize(jnp.concatenate(columns, axis=-1))
-        bounds = np.cumsum([0] + [c.shape[-1] for c in columns])
-        parts = [tuple(a[..., lo:hi] for a in summary) for lo, hi in zip(bounds[:-1], bounds[1:])]
-        sites = dict(zip(names, parts))
-        for name, (mean_, var_) in conditional.items():
-            sites[name] = _rao_blackwell(sites[name], mean_, var_)
-        sampled = parts[-1]
-        sampled_rhat = sampled[3].max() if z.shape[-1] else jnp.float32(jnp.nan)
-        sampled_ess = sampled[4].min() if z.shape[-1] else jnp.float32(jnp.nan)
+
+        def series(a):  # (C, N, *shape) -> (P, C, N)
+            return jnp.moveaxis(a.reshape(*a.shape[:2], -1), -1, 0)
+
+        sites = {name: series(values[name]) for name in ESTIMANDS if name in values}
+        sites[SAMPLED] = series(z)
+        means = {name: series(m) for name, (m, _) in conditional.items()}
+        variances = {name: v.reshape(-1, v.shape[-1]).mean(axis=0)
+                     for name, (_, v) in conditional.items()}
         saturated = nuts.hit_max_tree_depth(num_steps, inference.max_tree_depth)
         ranks = (
             None
@@ -688,14 +688,93 @@ def _summary_body(z, diverging, num_steps, keys, data, dynamic, reference, *, sp
                 for name, ref in reference_r.items() if name in values
             }
         )
-        return (sites, diverging.sum(), saturated.sum(), num_steps.sum(), ranks, sampled_rhat,
-                sampled_ess)
+        return (sites, means, variances, diverging.sum(), saturated.sum(), num_steps.sum(),
+                ranks)
 
-    return jax.vmap(one_data_set)(z, diverging, num_steps, data, reference, theta_keys)
+    sites, means, variances, *rest = jax.vmap(one_data_set)(
+        z, diverging, num_steps, data, reference, theta_keys)
+    return (*_rows(sites), *_rows(means), variances, *rest)
+
+
+def _rows(series: dict):
+    """{site: (R, P, C, N)} as one (S, C, N) array of rows, S padded up to whole blocks of
+    ``SERIES_BLOCK`` with zeros, and {site: (R, P) row numbers}."""
+    if not series:
+        return None, {}
+    index, start = {}, 0
+    for name, a in series.items():
+        index[name] = start + jnp.arange(a.shape[0] * a.shape[1]).reshape(a.shape[:2])
+        start += a.shape[0] * a.shape[1]
+    rows = jnp.concatenate([a.reshape(-1, *a.shape[2:]) for a in series.values()])
+    pad = -start % SERIES_BLOCK
+    return jnp.pad(rows, ((0, pad), (0, 0), (0, 0))), index
+
+
+SAMPLED = "_sampled"
+"""The key of the sampled coordinates z among ``_summary_body``'s series."""
+
+SERIES_BLOCK = 64
+"""Series summarized per call of ``_series``: every site of every spec and J is summarized by
+the same two small programs, compiled once (a summary program per spec and J compiled its own
+copy of the sorts and FFTs); the last block of a fit is padded with zeros. 64 rows was the
+fastest of 16 to 512 on the reference workload (a block's sort keys then stay in the cache),
+and 10 % faster than one program over all of a chunk's series."""
+
+
+def _series_body(x):
+    """Every diagnostic of each (C, N) series of ``x`` (B, C, N): ``diagnostics.summary``."""
+    return jax.vmap(lambda s: diagnostics.summary(s, QUANTILES))(x)
+
+
+def _conditional_body(x):
+    """Mean, variance (ddof 1) and Monte Carlo SE of the mean of each (C, N) series of ``x``
+    (B, C, N): what the Rao–Blackwell summaries need of the conditional means."""
+    flat = x.reshape(x.shape[0], -1)
+    return flat.mean(axis=1), flat.var(axis=1, ddof=1), jax.vmap(diagnostics.mcse_mean)(x)
+
+
+def _blocks(program, rows, device) -> tuple:
+    """``program`` (``_series`` or ``_conditional``) on every block of ``SERIES_BLOCK`` rows of
+    ``rows`` (S, C, N), S a whole number of blocks; its fields, (S, ...), as numpy arrays."""
+    rows = np.asarray(rows)
+    pieces = []
+    for start in range(0, rows.shape[0], SERIES_BLOCK):
+        block = jax.device_put(rows[start:start + SERIES_BLOCK], device)
+        pieces.append(_compiled(program, (block,), (), {}, device)(block))
+    return tuple(np.concatenate([np.asarray(p[i]) for p in pieces]) for i in range(len(pieces[0])))
+
+
+def _summarized(out, device) -> tuple:
+    """The summaries of ``_summary_body``'s output: ({site: SiteSummary fields}, divergences,
+    saturated trees, leapfrog steps, ranks, largest R-hat and smallest bulk ESS of the sampled
+    coordinates), as numpy arrays with the data sets first."""
+    rows, index, rb_rows, rb_index, variances, n_div, n_depth, n_leapfrog, ranks = out
+    index, rb_index, variances, n_div, n_depth, n_leapfrog, ranks = jax.tree.map(
+        np.asarray, (index, rb_index, variances, n_div, n_depth, n_leapfrog, ranks))
+    n_rep = n_div.shape[0]
+    fields = _blocks(_series, rows, device)
+    summaries = {}
+    for name, at in index.items():
+        mean, sd, quantiles, *rest = (f[at] for f in fields)  # (R, P, ...)
+        summaries[name] = (mean, sd, np.swapaxes(quantiles, 1, 2), *rest)
+    if rb_index:
+        rb_fields = _blocks(_conditional, rb_rows, device)
+        for name, at in rb_index.items():
+            m_mean, m_var, m_mcse = (f[at] for f in rb_fields)
+            summaries[name] = _rao_blackwell(summaries[name], m_mean, m_var, m_mcse,
+                                             variances[name])
+    sampled = summaries.pop(SAMPLED)
+    if sampled[0].shape[1]:
+        sampled_rhat, sampled_ess = sampled[3].max(axis=1), sampled[4].min(axis=1)
+    else:
+        sampled_rhat = sampled_ess = np.full(n_rep, np.nan, np.float32)
+    return summaries, n_div, n_depth, n_leapfrog, ranks, sampled_rhat, sampled_ess
 
 
 _sampler = jax.jit(_sampler_body, static_argnames=_STATIC)
 _summaries = jax.jit(_summary_body, static_argnames=_SUMMARY_STATIC, compiler_options=QUICK_COMPILE)
+_series = jax.jit(_series_body, compiler_options=QUICK_COMPILE)
+_conditional = jax.jit(_conditional_body, compiler_options=QUICK_COMPILE)
 
 
 THETA_STREAM = 1
@@ -725,22 +804,20 @@ def _exact_draws(values, key):
     return {"theta": theta, "mu": mu}, conditional
 
 
-def _rao_blackwell(draws, cond_mean, cond_var):
+def _rao_blackwell(draws, m_mean, m_var, m_mcse, v_mean):
     """theta's summary with the Rao–Blackwell mean and sd: E[theta | y] as the average of the
     conditional means m, Var[theta | y] as the average of the conditional variances v plus the
     variance of m (the law of total variance); the Monte Carlo error of the mean is that of the
-    average of m. Quantiles, R-hat and ESS stay those of the exact draws."""
-    mean, _, quantiles, rhat, ess_bulk, mcse_sd, _, ess_tail = draws
-    m = cond_mean.reshape(-1, cond_mean.shape[-1])
-    sd = jnp.sqrt(cond_var.reshape(m.shape).mean(axis=0) + m.var(axis=0, ddof=1))
-    rb_mean = m.mean(axis=0)
-    mcse_m = jax.vmap(diagnostics.mcse_mean)(jnp.moveaxis(cond_mean, -1, 0))
+    average of m. Quantiles, R-hat and ESS stay those of the exact draws. Each (R, P): the mean,
+    variance and MCSE of the mean of m's series, and v's average."""
+    _, _, quantiles, rhat, ess_bulk, mcse_sd, _, ess_tail = draws
+    sd = np.sqrt(v_mean + m_var)
     # an average of conditional means that hardly vary (a flat prior's theta_j = ybar_j) has a
     # Monte Carlo error below the float32 resolution of the program's arithmetic: the error
     # reported is never below that resolution
-    resolution = jnp.finfo(m.dtype).eps * (jnp.abs(rb_mean) + sd)
-    mcse_mean = jnp.sqrt(mcse_m**2 + resolution**2)
-    return rb_mean, sd, quantiles, rhat, ess_bulk, mcse_sd, mcse_mean, ess_tail
+    resolution = np.finfo(np.float32).eps * (np.abs(m_mean) + sd)
+    mcse_mean = np.sqrt(m_mcse**2 + resolution**2)
+    return m_mean, sd, quantiles, rhat, ess_bulk, mcse_sd, mcse_mean, ess_tail
 
 
 def _rank(draws, reference, n_draws):
@@ -748,15 +825,6 @@ def _rank(draws, reference, n_draws):
     pooled = draws.reshape(draws.shape[0] * draws.shape[1], -1)
     pick = np.round(np.linspace(0, pooled.shape[0] - 1, n_draws)).astype(int)
     return (pooled[pick] < reference.reshape(1, -1)).sum(axis=0)
-
-
-def _summarize(draws):
-    """(C, N, *shape) draws -> the fields of ``SiteSummary``, each over P = prod(shape)."""
-    n_chains, n_draws = draws.shape[:2]
-    by_param = jnp.moveaxis(draws.reshape(n_chains, n_draws, -1), -1, 0)  # (P, C, N)
-    fields = jax.vmap(lambda x: diagnostics.summary(x, QUANTILES))(by_param)
-    mean, sd, quantiles, *rest = fields
-    return (mean, sd, quantiles.T, *rest)
 
 
 _LATENT_CACHE: dict = {}
