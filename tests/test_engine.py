@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -247,3 +248,46 @@ def test_processes_sharing_a_compilation_cache_compile_a_program_one_at_a_time(t
     finally:
         proc.wait(timeout=60)
     assert proc.returncode == 0
+
+
+def test_every_series_is_summarized_as_on_its_own_across_blocks():
+    """The summaries' layout: two sites' series (3 data sets x 25 and x 1 values: 78 rows,
+    across two blocks of ``SERIES_BLOCK``, the second padded) and a Rao–Blackwell site come back
+    in their places, each equal to ``diagnostics.summary`` of its own series (the same program
+    code: equal to float32 rounding), with the Rao–Blackwell mean the mean of the conditional
+    means and sd^2 = mean conditional variance + variance of the conditional means."""
+    from models import diagnostics
+
+    rng = np.random.default_rng(4)
+    n_rep, chains, draws = 3, 2, 50
+    scale = np.arange(1, 26, dtype=np.float32)[:, None, None]
+    theta = rng.normal(size=(n_rep, 25, chains, draws)).astype(np.float32) * scale
+    tau = rng.gamma(2.0, size=(n_rep, 1, chains, draws)).astype(np.float32)
+    cond_mean = rng.normal(size=(n_rep, 25, chains, draws)).astype(np.float32)
+    cond_var = rng.gamma(3.0, size=(n_rep, 25)).astype(np.float32)
+    sites = {"theta": jnp.asarray(theta), "tau": jnp.asarray(tau),
+             engine.SAMPLED: jnp.asarray(tau)}
+    rows, index = engine._rows(sites)
+    rb_rows, rb_index = engine._rows({"theta": jnp.asarray(cond_mean)})
+    assert rows.shape[0] % engine.SERIES_BLOCK == 0 and rows.shape[0] > engine.SERIES_BLOCK
+    zeros = np.zeros(n_rep, np.int32)
+    out = (rows, index, rb_rows, rb_index, {"theta": jnp.asarray(cond_var)}, zeros, zeros, zeros,
+           None)
+    summaries, *_, sampled_rhat, sampled_ess = engine._summarized(out, jax.devices()[0])
+    for r in range(n_rep):
+        for p in (0, 24):
+            mean, sd, qs, rhat, ess_bulk, mcse_sd, mcse_mean, ess_tail = diagnostics.summary(
+                jnp.asarray(theta[r, p]), engine.QUANTILES)
+            got = summaries["theta"]
+            np.testing.assert_allclose(got[2][r, :, p], qs, rtol=1e-6)
+            np.testing.assert_allclose([got[3][r, p], got[4][r, p], got[5][r, p], got[7][r, p]],
+                                       [rhat, ess_bulk, mcse_sd, ess_tail], rtol=1e-5)
+            m = cond_mean[r, p].ravel().astype(np.float64)
+            np.testing.assert_allclose(got[0][r, p], m.mean(), rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(got[1][r, p], np.sqrt(cond_var[r, p] + m.var(ddof=1)),
+                                       rtol=1e-5)
+        tau_summary = diagnostics.summary(jnp.asarray(tau[r, 0]), engine.QUANTILES)
+        np.testing.assert_allclose(summaries["tau"][0][r, 0], tau_summary[0], rtol=1e-6)
+        np.testing.assert_allclose(summaries["tau"][4][r, 0], tau_summary[4], rtol=1e-5)
+        np.testing.assert_allclose([sampled_rhat[r], sampled_ess[r]],
+                                   [tau_summary[3], tau_summary[4]], rtol=1e-5)
