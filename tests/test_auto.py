@@ -30,6 +30,7 @@ from runs import auto, job, replay, study
 from runs.config import ConfigError
 from sim.known_sigma import standard_errors
 from tests.helpers import CONF, compose_study, sweep_jobs
+from tests.test_engine import spec_programs
 
 Z90 = 1.6448536269514722  # the 95 % quantile of N(0, 1): |e| <= Z90 sd has probability 0.9
 
@@ -319,7 +320,7 @@ def test_a_nuts_auto_job_has_exact_coverage_and_one_batch_shape(tmp_path, monkey
         return real(spec, data, keys, hyper, **kw)
 
     monkeypatch.setattr(engine, "fit", recording)
-    compiled = len(engine._EXECUTABLES)
+    compiled = spec_programs()
     cfg = compose_study(
         tmp_path, "prior=hierarchical", "scenario=known_sigma", "scenario.n_groups=3",
         "prior.hyper.tau_family=fixed", "prior.hyper.tau_scale=1.0", "prior.hyper.mu_family=flat",
@@ -333,7 +334,7 @@ def test_a_nuts_auto_job_has_exact_coverage_and_one_batch_shape(tmp_path, monkey
     assert 10 <= n <= 60 and df["replicate"].nunique() == n and n % 10 == 0
     assert [c for c in df.columns if c.startswith("auto_target_")] == ["auto_target_coverage_90"]
     assert shapes == [10] * (1 + n // 10)  # the pilot's batch, then the main batches
-    assert len(engine._EXECUTABLES) - compiled <= 2  # one sampler, one summary program
+    assert spec_programs() - compiled <= 2  # one sampler, one summary program
     s = measures.summarize(read_results(tmp_path / "default"), reference=None).iloc[0]
     assert first["auto_mcse_coverage_90"] == pytest.approx(_replicate_mcse(df)[0], rel=1e-9)
     # 4 MCSEs, and 0.02 for the sampler: the ends of a 90 % interval are quantiles of 800
