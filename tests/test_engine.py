@@ -121,7 +121,8 @@ def test_compiled_once_per_shape():
         engine.fit("hierarchical", data, keys, {**HYPER, "tau_scale": tau}, inference=INFERENCE)
     assert spec_programs() - before <= 2  # the sampler and its summary program
     shared = {key[0] for key in engine._EXECUTABLES} - {"_sampler_body", "_summary_body"}
-    assert shared == {"_series_body", "_conditional_body"}  # whatever the spec and J
+    # whatever the spec and J: the series' summaries and (collapsed fits) the conditional means'
+    assert "_series_body" in shared and shared <= {"_series_body", "_conditional_body"}
 
 
 def _prior_configs():
