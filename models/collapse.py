@@ -185,7 +185,8 @@ def integrate_mu(theta: Collapsed, estimate, noise_var):
     m_j(mu) = estimate_j - B_j (estimate_j - mu), B_j = e_j / t_j (``marginal_and_conditional``).
     """
     empty = jnp.isinf(noise_var)  # a group without data: its terms drop out, and B_j = 1
-    total = jnp.where(empty, 1.0, theta.var + noise_var)  # a finite stand-in where empty
+    noise = jnp.where(empty, 1.0, noise_var)  # a finite stand-in where empty
+    total = theta.var + noise
     flat_mu = jnp.isinf(theta.mu_var)
     prior_precision = jnp.where(flat_mu, 0.0, 1.0 / jnp.where(flat_mu, 1.0, theta.mu_var))
     precision = prior_precision + jnp.sum(jnp.where(empty, 0.0, 1.0 / total))
@@ -199,7 +200,7 @@ def integrate_mu(theta: Collapsed, estimate, noise_var):
         jnp.sum(jnp.where(empty, 0.0, jnp.log(total))) + log_prior_var + jnp.log(precision)
         + quadratic
     )
-    shrink = jnp.where(empty, 1.0, jnp.where(empty, 1.0, noise_var) / total)  # B_j
+    shrink = jnp.where(empty, 1.0, noise / total)  # B_j
     theta_at_mu = theta._replace(loc=jnp.broadcast_to(mu_hat, estimate.shape))
     _, mean, var = marginal_and_conditional(theta_at_mu, estimate, noise_var)
     return log_marginal, mean, var, shrink, mu_hat, 1.0 / precision

@@ -312,7 +312,7 @@ class Preflight(Callback):
             log.info("preflight: every job of the sweep is done; nothing to run")
             sys.exit(0)
         share_cores(config, n - self.plan.done_before)
-        share_programs([cfg for _, cfg in jobs])
+        _stop_on_error(lambda: share_programs([cfg for _, cfg in jobs]))
 
     def on_job_end(self, config: DictConfig, job_return, **kwargs) -> None:
         if self.plan is not None:
@@ -361,10 +361,14 @@ def share_programs(jobs: list[DictConfig]) -> None:
     """Pad every job's groups to the largest J of the sweep (``runs.job.PAD_ENV``, inherited by
     the workers; ``models.padding``): the jobs of a spec whose sampler moves no value per group
     (theta integrated out) then share one sampler program whatever their J, one compile instead
-    of one per J. An ``HIERBENCH_PAD_GROUPS`` already set (empty: no padding) is kept."""
+    of one per J. An ``HIERBENCH_PAD_GROUPS`` already set (empty: no padding) is kept, and
+    checked here, before any job (``ConfigError``: one line)."""
+    if job.PAD_ENV in os.environ:
+        job.pad_groups()
+        return
     groups = [c.scenario.get("n_groups") for c in jobs]
     groups = [g for g in groups if isinstance(g, int)]
-    if groups and job.PAD_ENV not in os.environ:
+    if groups:
         os.environ[job.PAD_ENV] = str(max(groups))
 
 

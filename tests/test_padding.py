@@ -154,6 +154,9 @@ def test_the_study_pads_every_job_to_the_largest_number_of_groups_of_its_sweep()
     os.environ[job.PAD_ENV] = "twenty"
     with pytest.raises(ValueError, match="HIERBENCH_PAD_GROUPS='twenty': expected a positive"):
         job.pad_groups()
+    # the preflight says so before any job
+    with pytest.raises(ValueError, match="HIERBENCH_PAD_GROUPS='twenty'"):
+        study.share_programs(jobs)
 
 
 def test_a_padded_job_is_replayed_exactly(tmp_path):
